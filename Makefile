@@ -1,0 +1,115 @@
+# dyldkit — plain Makefile.  Honours CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR.
+#
+#   make              library (static + shared) and the dyldkit CLI in build/
+#   make test         unit tests, fixtures, golden comparisons, corpus replay
+#   make asan         the whole test suite under ASan + UBSan
+#   make fuzz         libFuzzer targets (clang-22), FUZZ_SECONDS each
+#   make bench        benchmarks (see BENCHMARKS.md)
+#   make demo         build and run dyldkit on the embedded example
+#   make install PREFIX=/usr/local
+
+VERSION   := 0.1.0
+CC        ?= cc
+PREFIX    ?= /usr/local
+BUILD     ?= build
+OPT       ?= -O2
+WERROR    ?= -Werror
+CFLAGS    ?= $(OPT) -g
+WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(WERROR)
+CPPFLAGS  += -Iinclude -D_GNU_SOURCE
+ALLCFLAGS  = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
+LDLIBS    += -lpthread
+
+LIB_SRC   := $(wildcard src/*.c)
+TOOL_SRC  := $(wildcard tools/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+HEADERS   := $(wildcard include/dyldkit/*.h) $(wildcard src/*.h) $(wildcard tools/*.h)
+
+STATIC    := $(BUILD)/libdyldkit.a
+SHARED    := $(BUILD)/libdyldkit.so.$(VERSION)
+CLI       := $(BUILD)/dyldkit
+
+UNIT_SRC  := $(wildcard tests/unit/*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test check asan fuzz bench demo install uninstall clean fixtures unit
+
+all: $(CLI) $(STATIC) $(SHARED)
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -fPIC -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(PIC_OBJ)
+	$(CC) -shared -Wl,-soname,libdyldkit.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(CLI): $(TOOL_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Itests/unit -Isrc -o $@ $< $(STATIC) $(LDLIBS)
+
+unit: $(UNIT_BIN)
+
+# The full suite: installs what it needs (scripts/deps.sh), builds the fixtures
+# with clang-22/ld64.lld-22, then runs every test.
+test:
+	./scripts/deps.sh
+	$(MAKE) all unit
+	./scripts/run-tests.sh $(BUILD)
+
+# What CI runs (.ci/run): the suite plain, then under ASan + UBSan.
+check: test asan
+
+# The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	./scripts/deps.sh
+	$(MAKE) BUILD=build/asan \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" all unit
+	./scripts/run-tests.sh build/asan
+
+fixtures:
+	./tests/fixtures/build.sh $(BUILD)/fixtures
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	./fuzz/run.sh $(FUZZ_SECONDS)
+
+bench: all
+	./bench/run.sh $(BUILD)
+
+demo: $(CLI)
+	./scripts/demo.sh $(CLI)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/dyldkit \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/dyldkit
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libdyldkit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdyldkit.so.0
+	ln -sf libdyldkit.so.0 $(DESTDIR)$(PREFIX)/lib/libdyldkit.so
+	install -m 644 include/dyldkit/*.h $(DESTDIR)$(PREFIX)/include/dyldkit/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' dyldkit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dyldkit.pc
+	install -m 644 docs/dyldkit.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/dyldkit $(DESTDIR)$(PREFIX)/lib/libdyldkit.* \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/dyldkit.pc $(DESTDIR)$(PREFIX)/share/man/man1/dyldkit.1
+	rm -rf $(DESTDIR)$(PREFIX)/include/dyldkit
+
+clean:
+	rm -rf build

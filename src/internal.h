@@ -1,0 +1,146 @@
+/*
+ * Internal helpers shared by the library's source files: explicit-endian
+ * readers, a bounded cursor, LEB128 readers with limits, error reporting and
+ * a growable array.  Nothing here is part of the public API.
+ */
+#ifndef DYLDKIT_INTERNAL_H
+#define DYLDKIT_INTERNAL_H
+
+#include "dyldkit/dyldkit.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define DK_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define DK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define DK_PRINTF(a, b)
+#define DK_UNLIKELY(x) (x)
+#endif
+
+/* ------------------------------------------------------------ byte readers */
+
+static inline uint16_t dk_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t dk_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t dk_le64(const uint8_t *p) { return dk_le32(p) | ((uint64_t)dk_le32(p + 4) << 32); }
+static inline uint16_t dk_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t dk_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+static inline uint64_t dk_be64(const uint8_t *p) { return ((uint64_t)dk_be32(p) << 32) | dk_be32(p + 4); }
+static inline uint32_t dk_rd32(bool be, const uint8_t *p) { return be ? dk_be32(p) : dk_le32(p); }
+static inline uint64_t dk_rd64(bool be, const uint8_t *p) { return be ? dk_be64(p) : dk_le64(p); }
+static inline uint16_t dk_rd16(bool be, const uint8_t *p) { return be ? dk_be16(p) : dk_le16(p); }
+static inline void dk_wr32le(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void dk_wr64le(uint8_t *p, uint64_t v) { dk_wr32le(p, (uint32_t)v); dk_wr32le(p + 4, (uint32_t)(v >> 32)); }
+static inline void dk_wr16le(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+
+/** True when [off, off+len) lies inside [0, size) — overflow-safe. */
+static inline bool dk_range_ok(uint64_t off, uint64_t len, uint64_t size)
+{
+    return off <= size && len <= size - off;
+}
+
+/** Copy a fixed-width, possibly unterminated name (segname[16]) into a C string. */
+static inline void dk_copy_name16(char out[17], const uint8_t *p)
+{
+    memcpy(out, p, 16);
+    out[16] = 0;
+}
+
+/* ------------------------------------------------------------------ errors */
+
+/** Record a failure in ERR (if any) and return STATUS. */
+dk_status dk_fail(dk_error *err, dk_status status, const char *fmt, ...) DK_PRINTF(3, 4);
+/** Prefix an existing message with CONTEXT ("libfoo.dylib: "). */
+void dk_error_prefix(dk_error *err, const char *fmt, ...) DK_PRINTF(2, 3);
+
+/* --------------------------------------------------------------- LEB128 */
+
+/**
+ * Read a ULEB128 at *P (< END).  Fails (returns false) when the encoding runs
+ * past END or does not fit in 64 bits.
+ */
+static inline bool dk_uleb(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    const uint8_t *q = *p;
+    for (;;) {
+        if (q >= end) return false;
+        uint8_t b = *q++;
+        uint64_t slice = b & 0x7f;
+        if (shift >= 64 || (shift > 0 && (slice << shift) >> shift != slice)) {
+            if (slice != 0) return false;
+        } else {
+            v |= slice << shift;
+        }
+        shift += 7;
+        if (!(b & 0x80)) break;
+        if (shift > 70) return false; /* bounded: at most 10 continuation bytes */
+    }
+    *p = q;
+    *out = v;
+    return true;
+}
+
+static inline bool dk_sleb(const uint8_t **p, const uint8_t *end, int64_t *out)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    const uint8_t *q = *p;
+    uint8_t b;
+    do {
+        if (q >= end) return false;
+        b = *q++;
+        if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
+        else if ((b & 0x7f) != 0 && (b & 0x7f) != 0x7f) return false;
+        shift += 7;
+        if (shift > 70) return false;
+    } while (b & 0x80);
+    if (shift < 64 && (b & 0x40)) v |= ~(uint64_t)0 << shift;
+    *p = q;
+    *out = (int64_t)v;
+    return true;
+}
+
+/* ----------------------------------------------------------- growable array */
+
+typedef struct dk_vec {
+    void *data;
+    size_t len;
+    size_t cap;
+} dk_vec;
+
+/** Make room for one more element of ELEM bytes; returns a pointer to it or NULL. */
+void *dk_vec_push(dk_vec *v, size_t elem);
+/** Ensure capacity for N elements total. */
+bool dk_vec_reserve(dk_vec *v, size_t elem, size_t n);
+void dk_vec_free(dk_vec *v);
+
+/** Checked multiplication for allocation sizes. */
+static inline bool dk_mul_ok(size_t a, size_t b, size_t *out)
+{
+    if (b && a > SIZE_MAX / b) return false;
+    *out = a * b;
+    return true;
+}
+
+/* ------------------------------------------------------- resource bounds */
+
+/* Bounds that keep hostile input from costing unbounded time or memory. */
+#define DK_MAX_FAT_ARCHS 256        /* real fat files have < 20 slices */
+#define DK_MAX_ARCHIVE_MEMBERS 65536
+#define DK_MAX_TRIE_DEPTH 512       /* edges on one path */
+#define DK_MAX_SYMBOL_NAME 65536    /* bytes in one export-trie name */
+
+#endif

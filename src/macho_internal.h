@@ -1,0 +1,118 @@
+/* The dk_macho handle, shared by the library's Mach-O source files. */
+#ifndef DYLDKIT_MACHO_INTERNAL_H
+#define DYLDKIT_MACHO_INTERNAL_H
+
+#include "internal.h"
+#include "macho_defs.h"
+
+/* A file range of LINKEDIT data named by a load command. */
+typedef struct dk_blob {
+    bool present;
+    uint32_t cmd_index;
+    uint32_t off;
+    uint32_t size;
+} dk_blob;
+
+/*
+ * Where an image's bytes come from.  Standalone images are one contiguous
+ * buffer; images inside a dyld cache have their segments spread over the
+ * cache's mappings (and files), which MAP translates.
+ */
+typedef const uint8_t *(*dk_vm_map_fn)(void *ctx, uint64_t vmaddr, uint64_t *avail);
+
+typedef struct dk_macho_source {
+    const uint8_t *data;   /* mach_header */
+    size_t size;           /* bytes readable from data (whole slice, or the rest of a cache mapping) */
+    dk_vm_map_fn map;      /* NULL for standalone images */
+    void *map_ctx;
+    /* Decode a raw pointer stored at VMADDR (cache slide info); may be NULL. */
+    bool (*decode_ptr)(void *ctx, uint64_t vmaddr, uint64_t raw, uint64_t *value);
+} dk_macho_source;
+
+struct dk_macho {
+    char *name;
+    const uint8_t *data;
+    size_t size;
+    dk_header hdr;
+    const char *arch;
+    bool be;
+    bool in_cache;
+    dk_macho_source src;
+
+    dk_loadcmd *cmds;
+    size_t ncmds;
+    dk_segment *segs;
+    const uint8_t **seg_data; /* file-backed content of each segment, NULL when none */
+    uint64_t *seg_avail;      /* bytes of content available at seg_data[i] */
+    size_t nsegs;
+    dk_section *sects;
+    size_t nsects;
+    dk_dylib *dylibs;
+    size_t ndylibs;
+    const char *install_name;
+    dk_macho_info info;
+    const char **rpaths;
+    uint64_t base;
+
+    struct {
+        bool present;
+        uint32_t cmd_index, symoff, nsyms, stroff, strsize;
+    } symtab;
+    struct {
+        bool present;
+        uint32_t cmd_index;
+        uint32_t ilocalsym, nlocalsym, iextdefsym, nextdefsym, iundefsym, nundefsym;
+        uint32_t tocoff, ntoc, modtaboff, nmodtab, extrefsymoff, nextrefsyms;
+        uint32_t indirectsymoff, nindirectsyms, extreloff, nextrel, locreloff, nlocrel;
+    } dysymtab;
+    struct {
+        bool present;
+        uint32_t cmd_index, cmd;
+        dk_blob rebase, bind, weak_bind, lazy_bind, export_;
+    } dyld_info;
+    dk_blob exports_trie, chained, function_starts, data_in_code, code_signature, split_info;
+
+    dk_vec owned;             /* char* copies the handle owns (unterminated names) */
+
+    /* lazily built caches (the handle is not thread-safe while they fill) */
+    dk_symbol *syms;
+    size_t nsyms;
+    bool syms_done;
+    uint32_t *indirect;
+    size_t nindirect;
+    bool indirect_done;
+    dk_chained_import *imports;
+    size_t nimports;
+    bool imports_done;
+    dk_fixup *fixidx;
+    size_t nfixidx;
+    bool fixidx_done;
+};
+
+/** Open an image from a source (standalone or in-cache). */
+dk_status dk__macho_open_src(const dk_macho_source *src, const char *name, dk_macho **out, dk_error *err);
+
+/** LINKEDIT bytes [off, off+size) named by a load command, or NULL when not present. */
+const uint8_t *dk__linkedit(const dk_macho *m, uint64_t off, uint64_t size);
+
+/** Segment index holding file offset range [off, off+size) (for cache images), or -1. */
+int dk__segment_for_fileoff(const dk_macho *m, uint64_t off, uint64_t size);
+
+/** Find the segment (index) that a SET_SEGMENT opcode/starts table names, bounds checked. */
+static inline bool dk__seg_ok(const dk_macho *m, uint64_t seg) { return seg < m->nsegs; }
+
+/** Section index for an address, -1 if none. */
+int dk__section_index_at(const dk_macho *m, uint64_t vmaddr);
+
+/** Read a pointer-width value at VMADDR in the image's byte order; false if absent. */
+bool dk__read_word(const dk_macho *m, uint64_t vmaddr, unsigned width, uint64_t *out);
+
+/** Pointer width of the image (4 or 8). */
+static inline unsigned dk__ptr_size(const dk_macho *m) { return m->hdr.is64 ? 8u : 4u; }
+
+/** Walk the classic opcode streams (dyldinfo.c). */
+dk_status dk__dyldinfo_fixups(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *err);
+/** Walk chained fixups (chained.c). */
+dk_status dk__chained_fixups(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *err);
+
+#endif

@@ -1,0 +1,82 @@
+/* Error reporting, status names and the growable array used across the library. */
+#include "internal.h"
+
+#include <stdio.h>
+
+const char *dk_strerror(dk_status status)
+{
+    switch (status) {
+    case DK_OK: return "success";
+    case DK_E_MALFORMED: return "malformed input";
+    case DK_E_UNSUPPORTED: return "unsupported";
+    case DK_E_IO: return "I/O error";
+    case DK_E_NOMEM: return "out of memory";
+    case DK_E_NOTFOUND: return "not found";
+    case DK_E_ARG: return "invalid argument";
+    case DK_E_LIMIT: return "resource limit exceeded";
+    case DK_E_STOPPED: return "stopped by callback";
+    }
+    return "unknown status";
+}
+
+const char *dk_version(void) { return DYLDKIT_VERSION_STRING; }
+
+dk_status dk_fail(dk_error *err, dk_status status, const char *fmt, ...)
+{
+    if (err) {
+        err->status = status;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+void dk_error_prefix(dk_error *err, const char *fmt, ...)
+{
+    if (!err) return;
+    char prefix[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    char tmp[sizeof err->message];
+    size_t p = strlen(prefix), m = strnlen(err->message, sizeof err->message - 1);
+    if (p > sizeof tmp - 1) p = sizeof tmp - 1;
+    if (m > sizeof tmp - 1 - p) m = sizeof tmp - 1 - p;
+    memcpy(tmp, prefix, p);
+    memcpy(tmp + p, err->message, m);
+    tmp[p + m] = 0;
+    memcpy(err->message, tmp, p + m + 1);
+}
+
+bool dk_vec_reserve(dk_vec *v, size_t elem, size_t n)
+{
+    if (n <= v->cap) return true;
+    size_t cap = v->cap ? v->cap : 16;
+    while (cap < n) {
+        if (cap > SIZE_MAX / 2) return false;
+        cap *= 2;
+    }
+    size_t bytes;
+    if (!dk_mul_ok(cap, elem, &bytes)) return false;
+    void *p = realloc(v->data, bytes);
+    if (!p) return false;
+    v->data = p;
+    v->cap = cap;
+    return true;
+}
+
+void *dk_vec_push(dk_vec *v, size_t elem)
+{
+    if (v->len == v->cap && !dk_vec_reserve(v, elem, v->len + 1)) return NULL;
+    return (uint8_t *)v->data + elem * v->len++;
+}
+
+void dk_vec_free(dk_vec *v)
+{
+    free(v->data);
+    v->data = NULL;
+    v->len = v->cap = 0;
+}

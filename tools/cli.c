@@ -1,0 +1,199 @@
+/* CLI plumbing shared by every subcommand. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_error(const char *what, const dk_error *err)
+{
+    fflush(stdout);
+    fprintf(stderr, "dyldkit: %s: %s\n", what, err && err->message[0] ? err->message : dk_strerror(err ? err->status : DK_E_MALFORMED));
+}
+
+void cli_errorf(const char *fmt, ...)
+{
+    fflush(stdout);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("dyldkit: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_usage(const cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("dyldkit: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nRun 'dyldkit help %s' for usage.\n", c && c->cmd ? c->cmd : "");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+const char *cli_basename(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+bool cli_parse_u64(const char *s, uint64_t *value)
+{
+    if (!s || !*s) return false;
+    errno = 0;
+    char *end;
+    int base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+        if (!*s) return false;
+    }
+    if (*s == '-' || *s == '+' || *s == ' ') return false;
+    unsigned long long v = strtoull(s, &end, base);
+    if (errno || *end) return false;
+    *value = v;
+    return true;
+}
+
+static void slice_label(const char *file, const dk_slice *s, bool multi, char *buf, size_t n)
+{
+    if (!multi) snprintf(buf, n, "%s", file);
+    else if (s->member) snprintf(buf, n, "%s(%s)", file, s->member);
+    else snprintf(buf, n, "%s (%s)", file, s->arch);
+}
+
+int cli_each_slice(cli *c, slice_fn fn)
+{
+    if (c->npos < 1) return cli_usage(c, "%s: missing FILE", c->cmd);
+    const char *path = c->pos[0];
+    dk_error err = {0};
+    dk_file *f;
+    if (dk_file_open(path, &f, &err)) {
+        cli_error(path, &err);
+        return EXIT_BAD_INPUT;
+    }
+    size_t n = dk_file_slice_count(f);
+    size_t first = 0, last = n;
+    if (c->arch) {
+        size_t idx;
+        if (dk_file_find_arch(f, c->arch, &idx, &err)) {
+            cli_errorf("%s: no slice for architecture '%s'", path, c->arch);
+            dk_file_close(f);
+            return EXIT_USAGE;
+        }
+        first = idx;
+        last = idx + 1;
+    }
+    bool multi = (last - first) > 1 || (dk_file_fat_magic(f) && !c->arch) || dk_file_is_archive(f);
+    int rc = EXIT_OK;
+    for (int pass = 0; pass < 2 && rc == EXIT_OK; pass++) {
+        out *o = &c->o;
+        out_set_null(o, pass == 0);
+        if (o->json) {
+            o_obj(o, NULL);
+            o_u64(o, "schema", 1);
+            o_str(o, "file", path);
+            if (multi) o_arr(o, "slices");
+        }
+        for (size_t i = first; i < last; i++) {
+            const dk_slice *s = dk_file_slice(f, i);
+            char label[1024];
+            slice_label(path, s, multi, label, sizeof label);
+            dk_macho *m = NULL;
+            memset(&err, 0, sizeof err);
+            dk_status st = dk_file_open_macho(f, i, &m, &err);
+            if (!st) {
+                if (o->json) {
+                    if (multi) {
+                        o_obj(o, NULL);
+                        o_u64(o, "schema", 1);
+                        o_str(o, "file", path);
+                    }
+                    o_str(o, "arch", dk_macho_arch(m));
+                    if (s->member) o_str(o, "member", s->member);
+                } else if (multi) {
+                    if (i > first) o_printf(o, "\n");
+                    o_printf(o, "%s%s%s:\n", c_head(o), label, c_off(o));
+                }
+                st = fn(c, m, s, &err);
+                if (o->json && multi) o_obj_end(o);
+            }
+            dk_macho_close(m);
+            if (st) {
+                if (st == DK_E_STOPPED) continue;
+                cli_error(label, &err);
+                rc = EXIT_BAD_INPUT;
+                break;
+            }
+        }
+        if (rc == EXIT_OK && o->json) {
+            if (multi) o_arr_end(o);
+            o_obj_end(o);
+        }
+    }
+    out_set_null(&c->o, false);
+    dk_file_close(f);
+    return rc;
+}
+
+/* --------------------------------------------------- shared fixup output */
+
+void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n)
+{
+    size_t ns, nc;
+    const dk_segment *segs = dk_macho_segments(m, &ns);
+    const dk_section *secs = dk_macho_sections(m, &nc);
+    const char *seg = f->segment >= 0 && (size_t)f->segment < ns ? segs[f->segment].segname : "?";
+    const char *sec = f->section >= 0 && (size_t)f->section < nc ? secs[f->section].sectname : "";
+    snprintf(buf, n, "%s%s%s", seg, *sec ? "," : "", sec);
+}
+
+void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next)
+{
+    size_t ns, nc;
+    const dk_segment *segs = dk_macho_segments(m, &ns);
+    const dk_section *secs = dk_macho_sections(m, &nc);
+    o_obj(o, NULL);
+    o_str(o, "kind", dk_fixup_kind_name(f->kind));
+    if (f->strong) {
+        o_bool(o, "strong", true);
+        o_str(o, "symbol", f->symbol);
+        o_obj_end(o);
+        return;
+    }
+    o_u64(o, "address", f->address);
+    if (f->segment >= 0 && (size_t)f->segment < ns) o_str(o, "segment", segs[f->segment].segname);
+    else o_null(o, "segment");
+    if (f->section >= 0 && (size_t)f->section < nc) o_str(o, "section", secs[f->section].sectname);
+    else o_null(o, "section");
+    if (f->kind == DK_FIXUP_REBASE) {
+        o_u64(o, "target", f->target);
+        if (f->high8) o_u64(o, "high8", f->high8);
+    } else {
+        o_i64(o, "ordinal", f->ordinal);
+        const char *d = dk_macho_ordinal_name(m, f->ordinal);
+        if (d) o_str(o, "dylib", d);
+        else o_null(o, "dylib");
+        o_str(o, "symbol", f->symbol);
+        o_i64(o, "addend", f->addend);
+        o_bool(o, "weak_import", f->weak_import);
+        if (f->kind == DK_FIXUP_LAZY_BIND) o_u64(o, "lazy_bind_offset", f->lazy_offset);
+    }
+    if (f->type > 1) o_str(o, "type", f->type == 2 ? "text_absolute32" : "text_pcrel32");
+    if (f->auth) {
+        o_obj(o, "auth");
+        o_str(o, "key", dk_key_name(f->key));
+        o_u64(o, "diversity", f->diversity);
+        o_bool(o, "addr_div", f->addr_div);
+        o_obj_end(o);
+    }
+    if (chain) {
+        o_u64(o, "raw", f->raw);
+        o_u64(o, "next", next);
+        if (f->kind != DK_FIXUP_REBASE) o_u64(o, "import_index", f->import_index);
+    }
+    o_obj_end(o);
+}

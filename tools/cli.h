@@ -1,0 +1,71 @@
+/* Shared CLI plumbing: options, the per-slice runner, error reporting. */
+#ifndef DYLDKIT_TOOLS_CLI_H
+#define DYLDKIT_TOOLS_CLI_H
+
+#include "dyldkit/dyldkit.h"
+#include "out.h"
+
+#define CLI_MAX_POS 64
+#define CLI_MAX_MULTI 32
+
+typedef struct cli {
+    const char *cmd;         /* subcommand name ("fixups", "cache info") */
+    bool json;
+    const char *arch;
+    const char *pos[CLI_MAX_POS]; /* positional arguments */
+    int npos;
+    /* command options (each command accepts a subset) */
+    const char *root;
+    const char *output;
+    const char *libdirs[CLI_MAX_MULTI];
+    int nlibdirs;
+    const char *format;
+    const char *fixups_mode;
+    const char *ret;
+    const char *symbols_file;
+    const char *slide;
+    int jobs;
+    bool all, pointers, selectors, lazy, sign, allow_unresolved, verbose;
+    out o;
+} cli;
+
+/* Exit statuses (interface.md). */
+enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
+
+typedef dk_status (*slice_fn)(cli *c, dk_macho *m, const dk_slice *s, dk_error *err);
+
+/**
+ * Open c->pos[0], then for the selected slices (all, or --arch) run FN twice:
+ * first into a discarding sink to validate, then for real.  Handles the JSON
+ * document frame ("schema", "file", "slices").  Returns an exit status.
+ */
+int cli_each_slice(cli *c, slice_fn fn);
+
+/** Print "dyldkit: WHAT: message" to stderr. */
+void cli_error(const char *what, const dk_error *err);
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** Usage error: message plus a pointer to help; returns EXIT_USAGE. */
+int cli_usage(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Basename of a path (pointer into it). */
+const char *cli_basename(const char *path);
+/** Parse an unsigned integer (decimal or 0x hex); false on junk. */
+bool cli_parse_u64(const char *s, uint64_t *value);
+
+/* shared JSON/human pieces */
+/** One fixups[] element (interface.md); CHAIN adds raw, next and import_index. */
+void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next);
+void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n);
+
+/* subcommands (one file per group) */
+int cmd_info(cli *c);
+int cmd_loadcmds(cli *c);
+int cmd_segments(cli *c);
+int cmd_symbols(cli *c);
+int cmd_dylibs(cli *c);
+int cmd_exports(cli *c);
+int cmd_fixups(cli *c);
+int cmd_chains(cli *c);
+int cmd_opcodes(cli *c);
+
+#endif

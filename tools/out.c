@@ -1,0 +1,261 @@
+/* Streaming JSON and text output with an in-memory buffer flushed in large writes. */
+#include "out.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLUSH_AT (1u << 16)
+
+void out_init(out *o, FILE *f, bool json, bool color)
+{
+    memset(o, 0, sizeof *o);
+    o->f = f;
+    o->json = json;
+    o->color = color && !json;
+    o->cap = FLUSH_AT * 2;
+    o->buf = malloc(o->cap);
+    if (!o->buf) o->cap = 0;
+}
+
+void out_set_null(out *o, bool null)
+{
+    o->null = null;
+    o->depth = 0;
+    memset(o->need_comma, 0, sizeof o->need_comma);
+}
+
+void out_flush(out *o)
+{
+    if (o->len && !o->null && o->f) fwrite(o->buf, 1, o->len, o->f);
+    o->len = 0;
+    if (o->f) fflush(o->f);
+}
+
+void out_free(out *o)
+{
+    free(o->buf);
+    o->buf = NULL;
+    o->cap = o->len = 0;
+}
+
+void o_write(out *o, const char *s, size_t n)
+{
+    if (o->null) return;
+    if (o->len + n > o->cap) {
+        if (o->len && o->f) fwrite(o->buf, 1, o->len, o->f);
+        o->len = 0;
+        if (n > o->cap) {
+            if (o->f) fwrite(s, 1, n, o->f);
+            return;
+        }
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    if (o->len >= FLUSH_AT && o->f) {
+        fwrite(o->buf, 1, o->len, o->f);
+        o->len = 0;
+    }
+}
+
+static void put(out *o, const char *s) { o_write(o, s, strlen(s)); }
+
+void o_printf(out *o, const char *fmt, ...)
+{
+    if (o->null) return;
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        o_write(o, tmp, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) return;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    o_write(o, big, (size_t)n);
+    free(big);
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+static void put_string(out *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char buf[256];
+    size_t b = 0;
+    buf[b++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (b > sizeof buf - 16) {
+            o_write(o, buf, b);
+            b = 0;
+        }
+        if (c == '"' || c == '\\') {
+            buf[b++] = '\\';
+            buf[b++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            buf[b++] = '\\';
+            buf[b++] = 'u';
+            buf[b++] = '0';
+            buf[b++] = '0';
+            buf[b++] = hex[c >> 4];
+            buf[b++] = hex[c & 15];
+        } else if (c < 0x80) {
+            buf[b++] = (char)c;
+        } else {
+            /* keep valid UTF-8 sequences, escape stray bytes as U+00XX */
+            size_t len = (c >= 0xF0 && c < 0xF5) ? 4 : (c >= 0xE0) ? 3 : (c >= 0xC2 && c < 0xE0) ? 2 : 0;
+            bool ok = len && c < 0xF5 && i + len <= n;
+            for (size_t k = 1; ok && k < len; k++) ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+            if (ok) {
+                memcpy(buf + b, s + i, len);
+                b += len;
+                i += len - 1;
+            } else {
+                buf[b++] = '\\';
+                buf[b++] = 'u';
+                buf[b++] = '0';
+                buf[b++] = '0';
+                buf[b++] = hex[c >> 4];
+                buf[b++] = hex[c & 15];
+            }
+        }
+    }
+    buf[b++] = '"';
+    o_write(o, buf, b);
+}
+
+static void key(out *o, const char *k)
+{
+    if (o->depth > 0 && o->depth < OUT_MAX_DEPTH) {
+        if (o->need_comma[o->depth]) o_write(o, ",", 1);
+        o->need_comma[o->depth] = true;
+    }
+    if (k) {
+        put_string(o, k, strlen(k));
+        o_write(o, ":", 1);
+    }
+}
+
+void o_obj(out *o, const char *k)
+{
+    if (!o->json || o->null) return;
+    key(o, k);
+    o_write(o, "{", 1);
+    if (o->depth + 1 < OUT_MAX_DEPTH) o->need_comma[++o->depth] = false;
+}
+
+void o_obj_end(out *o)
+{
+    if (!o->json || o->null) return;
+    o_write(o, "}", 1);
+    if (o->depth > 0) o->depth--;
+    if (o->depth == 0) o_write(o, "\n", 1);
+}
+
+void o_arr(out *o, const char *k)
+{
+    if (!o->json || o->null) return;
+    key(o, k);
+    o_write(o, "[", 1);
+    if (o->depth + 1 < OUT_MAX_DEPTH) o->need_comma[++o->depth] = false;
+}
+
+void o_arr_end(out *o)
+{
+    if (!o->json || o->null) return;
+    o_write(o, "]", 1);
+    if (o->depth > 0) o->depth--;
+}
+
+static size_t u64_digits(uint64_t v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+void o_u64(out *o, const char *k, uint64_t v)
+{
+    if (!o->json || o->null) return;
+    key(o, k);
+    char buf[24];
+    o_write(o, buf, u64_digits(v, buf));
+}
+
+void o_i64(out *o, const char *k, int64_t v)
+{
+    if (!o->json || o->null) return;
+    key(o, k);
+    char buf[24];
+    size_t n = 0;
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        buf[n++] = '-';
+        u = 0 - u;
+    }
+    n += u64_digits(u, buf + n);
+    o_write(o, buf, n);
+}
+
+void o_strn(out *o, const char *k, const char *s, size_t n)
+{
+    if (!o->json || o->null) return;
+    key(o, k);
+    put_string(o, s, n);
+}
+
+void o_str(out *o, const char *k, const char *s)
+{
+    if (!o->json || o->null) return;
+    if (!s) {
+        o_null(o, k);
+        return;
+    }
+    o_strn(o, k, s, strlen(s));
+}
+
+void o_bool(out *o, const char *k, bool v)
+{
+    if (!o->json || o->null) return;
+    key(o, k);
+    put(o, v ? "true" : "false");
+}
+
+void o_null(out *o, const char *k)
+{
+    if (!o->json || o->null) return;
+    key(o, k);
+    put(o, "null");
+}
+
+void uuid_string(const uint8_t u[16], char s[37])
+{
+    snprintf(s, 37, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", u[0], u[1], u[2], u[3], u[4],
+             u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+void o_uuid(out *o, const char *k, const uint8_t u[16])
+{
+    char s[37];
+    uuid_string(u, s);
+    o_str(o, k, s);
+}
+
+const char *c_head(const out *o) { return o->color ? "\033[1m" : ""; }
+const char *c_addr(const out *o) { return o->color ? "\033[36m" : ""; }
+const char *c_sym(const out *o) { return o->color ? "\033[32m" : ""; }
+const char *c_dim(const out *o) { return o->color ? "\033[90m" : ""; }
+const char *c_warn(const out *o) { return o->color ? "\033[33m" : ""; }
+const char *c_off(const out *o) { return o->color ? "\033[0m" : ""; }

@@ -1,0 +1,59 @@
+/*
+ * Output for the CLI: a streaming JSON writer and human-readable text, both
+ * behind one sink that can also discard everything (the validation pass that
+ * runs before any byte reaches stdout, so malformed input prints nothing but
+ * the error).
+ */
+#ifndef DYLDKIT_TOOLS_OUT_H
+#define DYLDKIT_TOOLS_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define OUT_MAX_DEPTH 64
+
+typedef struct out {
+    FILE *f;
+    bool json;
+    bool null;     /* discard everything */
+    bool color;    /* ANSI colours in human output */
+    int depth;
+    bool need_comma[OUT_MAX_DEPTH];
+    char *buf;
+    size_t len, cap;
+} out;
+
+void out_init(out *o, FILE *f, bool json, bool color);
+void out_set_null(out *o, bool null);
+void out_flush(out *o);
+void out_free(out *o);
+
+/* JSON: KEY is NULL inside arrays. */
+void o_obj(out *o, const char *key);
+void o_obj_end(out *o);
+void o_arr(out *o, const char *key);
+void o_arr_end(out *o);
+void o_u64(out *o, const char *key, uint64_t v);
+void o_i64(out *o, const char *key, int64_t v);
+void o_str(out *o, const char *key, const char *s);
+void o_strn(out *o, const char *key, const char *s, size_t n);
+void o_bool(out *o, const char *key, bool v);
+void o_null(out *o, const char *key);
+void o_uuid(out *o, const char *key, const uint8_t uuid[16]);
+
+/* Human text. */
+void o_printf(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void o_write(out *o, const char *s, size_t n);
+/* Colour helpers: return the escape or "" when colour is off. */
+const char *c_head(const out *o);  /* bold */
+const char *c_addr(const out *o);  /* cyan */
+const char *c_sym(const out *o);   /* green */
+const char *c_dim(const out *o);   /* grey */
+const char *c_warn(const out *o);  /* yellow */
+const char *c_off(const out *o);
+
+void uuid_string(const uint8_t uuid[16], char text[37]);
+
+#endif
