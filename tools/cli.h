@@ -57,15 +57,30 @@ bool cli_parse_u64(const char *s, uint64_t *value);
 void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next);
 void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n);
 
-/* subcommands (one file per group) */
-int cmd_info(cli *c);
-int cmd_loadcmds(cli *c);
-int cmd_segments(cli *c);
-int cmd_symbols(cli *c);
-int cmd_dylibs(cli *c);
-int cmd_exports(cli *c);
-int cmd_fixups(cli *c);
-int cmd_chains(cli *c);
-int cmd_opcodes(cli *c);
+/* ------------------------------------------------------------ commands */
+
+typedef int (*cmd_fn)(cli *c);
+
+typedef struct command {
+    const char *name;     /* "fixups", "cache info" */
+    cmd_fn fn;
+    const char *args;     /* usage after the name */
+    const char *options;  /* comma list of accepted options; "name=" takes a value */
+    const char *summary;
+    const char *help;     /* longer text */
+} command;
+
+/* Options every Mach-O inspection command accepts. */
+#define MACHO_OPTS "json,arch="
+
+/*
+ * Each group of subcommands lives in its own file and exports its table;
+ * dyldkit.c lists the groups.  A table ends with a {NULL} entry.
+ */
+extern const command cmds_macho[];  /* cmd_macho.c: info loadcmds segments symbols dylibs exports fixups chains opcodes */
+extern const command cmds_stubs[];  /* cmd_stubs.c: stubs resolve verify */
+extern const command cmds_objc[];   /* cmd_objc.c: objc */
+extern const command cmds_cache[];  /* cmd_cache.c: cache ... */
+extern const command cmds_call[];   /* cmd_call.c: call */
 
 #endif

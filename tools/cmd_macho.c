@@ -132,7 +132,7 @@ static dk_status do_info(cli *c, dk_macho *m, const dk_slice *s, dk_error *err)
     return DK_OK;
 }
 
-int cmd_info(cli *c) { return cli_each_slice(c, do_info); }
+static int cmd_info(cli *c) { return cli_each_slice(c, do_info); }
 
 /* -------------------------------------------------------------- loadcmds */
 
@@ -300,7 +300,7 @@ static dk_status do_loadcmds(cli *c, dk_macho *m, const dk_slice *s, dk_error *e
     return DK_OK;
 }
 
-int cmd_loadcmds(cli *c) { return cli_each_slice(c, do_loadcmds); }
+static int cmd_loadcmds(cli *c) { return cli_each_slice(c, do_loadcmds); }
 
 /* -------------------------------------------------------------- segments */
 
@@ -368,7 +368,7 @@ static dk_status do_segments(cli *c, dk_macho *m, const dk_slice *s, dk_error *e
     return DK_OK;
 }
 
-int cmd_segments(cli *c) { return cli_each_slice(c, do_segments); }
+static int cmd_segments(cli *c) { return cli_each_slice(c, do_segments); }
 
 /* --------------------------------------------------------------- symbols */
 
@@ -470,7 +470,7 @@ static dk_status do_symbols(cli *c, dk_macho *m, const dk_slice *sl, dk_error *e
     return DK_OK;
 }
 
-int cmd_symbols(cli *c) { return cli_each_slice(c, do_symbols); }
+static int cmd_symbols(cli *c) { return cli_each_slice(c, do_symbols); }
 
 /* ---------------------------------------------------------------- dylibs */
 
@@ -514,7 +514,7 @@ static dk_status do_dylibs(cli *c, dk_macho *m, const dk_slice *s, dk_error *err
     return DK_OK;
 }
 
-int cmd_dylibs(cli *c) { return cli_each_slice(c, do_dylibs); }
+static int cmd_dylibs(cli *c) { return cli_each_slice(c, do_dylibs); }
 
 /* --------------------------------------------------------------- exports */
 
@@ -581,7 +581,7 @@ static dk_status do_exports(cli *c, dk_macho *m, const dk_slice *s, dk_error *er
     return st;
 }
 
-int cmd_exports(cli *c) { return cli_each_slice(c, do_exports); }
+static int cmd_exports(cli *c) { return cli_each_slice(c, do_exports); }
 
 /* ---------------------------------------------------------------- fixups */
 
@@ -644,7 +644,7 @@ static dk_status do_fixups(cli *c, dk_macho *m, const dk_slice *s, dk_error *err
     return st;
 }
 
-int cmd_fixups(cli *c) { return cli_each_slice(c, do_fixups); }
+static int cmd_fixups(cli *c) { return cli_each_slice(c, do_fixups); }
 
 /* ---------------------------------------------------------------- chains */
 
@@ -823,7 +823,7 @@ static dk_status do_chains(cli *c, dk_macho *m, const dk_slice *s, dk_error *err
     return st;
 }
 
-int cmd_chains(cli *c) { return cli_each_slice(c, do_chains); }
+static int cmd_chains(cli *c) { return cli_each_slice(c, do_chains); }
 
 /* --------------------------------------------------------------- opcodes */
 
@@ -898,4 +898,36 @@ static dk_status do_opcodes(cli *c, dk_macho *m, const dk_slice *s, dk_error *er
     return DK_OK;
 }
 
-int cmd_opcodes(cli *c) { return cli_each_slice(c, do_opcodes); }
+static int cmd_opcodes(cli *c) { return cli_each_slice(c, do_opcodes); }
+
+const command cmds_macho[] = {
+    {"info", cmd_info, "[--json] [--arch A] FILE", MACHO_OPTS, "header, arch, platform, uuid, entry point, segments",
+     "Summarise a Mach-O: magic, cpu, filetype and flags, UUID, platform and\n"
+     "versions, install name, entry point, fixup encoding and segments.\n"},
+    {"loadcmds", cmd_loadcmds, "[--json] [--arch A] FILE", MACHO_OPTS, "every load command, decoded field by field",
+     "Decode every load command like `otool -l`, including sections, build\n"
+     "tools, thread states and a code-signature SuperBlob summary.\n"},
+    {"segments", cmd_segments, "[--json] [--arch A] FILE", MACHO_OPTS, "segments and their sections",
+     "List segments with addresses, sizes, file ranges and protections, and\n"
+     "the sections inside each with their types.\n"},
+    {"symbols", cmd_symbols, "[--json] [--arch A] FILE", MACHO_OPTS, "the nlist symbol table (like nm -m)",
+     "List the symbol table: value, section, scope, weak flags, stabs, and for\n"
+     "undefined symbols the library they bind to (two-level namespace).\n"},
+    {"dylibs", cmd_dylibs, "[--json] [--arch A] FILE", MACHO_OPTS, "dependent libraries with ordinals and kinds",
+     "List LC_ID_DYLIB and every dependent library with its ordinal, kind\n"
+     "(load/weak/reexport/upward/lazy) and versions.\n"},
+    {"exports", cmd_exports, "[--json] [--arch A] FILE", MACHO_OPTS, "the export trie",
+     "Walk the export trie (LC_DYLD_INFO or LC_DYLD_EXPORTS_TRIE): regular, weak,\n"
+     "re-export (with the imported name), stub-and-resolver, absolute and\n"
+     "thread-local entries.\n"},
+    {"fixups", cmd_fixups, "[--json] [--arch A] FILE", MACHO_OPTS, "every rebase and bind, whatever the encoding",
+     "Every location the loader writes: rebases with their targets and binds\n"
+     "with library, symbol, addend and weak-import flag, from classic opcodes,\n"
+     "threaded binds or chained fixups (arm64e auth data included).\n"},
+    {"chains", cmd_chains, "[--json] [--arch A] FILE", MACHO_OPTS, "LC_DYLD_CHAINED_FIXUPS in detail",
+     "The chained-fixups header, imports table, per-segment starts, every page\n"
+     "and every chain entry with its raw value, decoded fields and next.\n"},
+    {"opcodes", cmd_opcodes, "[--json] [--arch A] FILE", MACHO_OPTS, "raw rebase/bind/weak/lazy opcode streams",
+     "The LC_DYLD_INFO opcode streams one opcode a line, with operands.\n"},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};

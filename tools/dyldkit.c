@@ -5,51 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef int (*cmd_fn)(cli *c);
-
-typedef struct command {
-    const char *name;     /* "fixups", "cache info" */
-    cmd_fn fn;
-    const char *args;     /* usage after the name */
-    const char *options;  /* comma list of accepted options; "name=" takes a value */
-    const char *summary;
-    const char *help;     /* longer text */
-} command;
-
-#define MACHO_OPTS "json,arch="
-
-static const command commands[] = {
-    {"info", cmd_info, "[--json] [--arch A] FILE", MACHO_OPTS, "header, arch, platform, uuid, entry point, segments",
-     "Summarise a Mach-O: magic, cpu, filetype and flags, UUID, platform and\n"
-     "versions, install name, entry point, fixup encoding and segments.\n"},
-    {"loadcmds", cmd_loadcmds, "[--json] [--arch A] FILE", MACHO_OPTS, "every load command, decoded field by field",
-     "Decode every load command like `otool -l`, including sections, build\n"
-     "tools, thread states and a code-signature SuperBlob summary.\n"},
-    {"segments", cmd_segments, "[--json] [--arch A] FILE", MACHO_OPTS, "segments and their sections",
-     "List segments with addresses, sizes, file ranges and protections, and\n"
-     "the sections inside each with their types.\n"},
-    {"symbols", cmd_symbols, "[--json] [--arch A] FILE", MACHO_OPTS, "the nlist symbol table (like nm -m)",
-     "List the symbol table: value, section, scope, weak flags, stabs, and for\n"
-     "undefined symbols the library they bind to (two-level namespace).\n"},
-    {"dylibs", cmd_dylibs, "[--json] [--arch A] FILE", MACHO_OPTS, "dependent libraries with ordinals and kinds",
-     "List LC_ID_DYLIB and every dependent library with its ordinal, kind\n"
-     "(load/weak/reexport/upward/lazy) and versions.\n"},
-    {"exports", cmd_exports, "[--json] [--arch A] FILE", MACHO_OPTS, "the export trie",
-     "Walk the export trie (LC_DYLD_INFO or LC_DYLD_EXPORTS_TRIE): regular, weak,\n"
-     "re-export (with the imported name), stub-and-resolver, absolute and\n"
-     "thread-local entries.\n"},
-    {"fixups", cmd_fixups, "[--json] [--arch A] FILE", MACHO_OPTS, "every rebase and bind, whatever the encoding",
-     "Every location the loader writes: rebases with their targets and binds\n"
-     "with library, symbol, addend and weak-import flag, from classic opcodes,\n"
-     "threaded binds or chained fixups (arm64e auth data included).\n"},
-    {"chains", cmd_chains, "[--json] [--arch A] FILE", MACHO_OPTS, "LC_DYLD_CHAINED_FIXUPS in detail",
-     "The chained-fixups header, imports table, per-segment starts, every page\n"
-     "and every chain entry with its raw value, decoded fields and next.\n"},
-    {"opcodes", cmd_opcodes, "[--json] [--arch A] FILE", MACHO_OPTS, "raw rebase/bind/weak/lazy opcode streams",
-     "The LC_DYLD_INFO opcode streams one opcode a line, with operands.\n"},
-};
-
-#define NCOMMANDS (sizeof commands / sizeof commands[0])
+static const command *const groups[] = {cmds_macho, cmds_stubs, cmds_objc, cmds_cache, cmds_call};
+#define NGROUPS (sizeof groups / sizeof groups[0])
 
 static void print_usage(FILE *f)
 {
@@ -59,7 +16,8 @@ static void print_usage(FILE *f)
             "       dyldkit help [COMMAND]\n\n"
             "commands:\n",
             dk_version());
-    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
+    for (size_t g = 0; g < NGROUPS; g++)
+        for (const command *c = groups[g]; c->name; c++) fprintf(f, "  %-16s %s\n", c->name, c->summary);
     fprintf(f,
             "\nEvery inspection command takes --json (one JSON document, \"schema\": 1) and\n"
             "--arch NAME for universal files (default: every slice).\n"
@@ -73,8 +31,9 @@ static void print_command_help(const command *c, FILE *f)
 
 static const command *find_command(const char *name)
 {
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    for (size_t g = 0; g < NGROUPS; g++)
+        for (const command *c = groups[g]; c->name; c++)
+            if (strcmp(c->name, name) == 0) return c;
     return NULL;
 }
 
