@@ -57,6 +57,8 @@ const char *dk_version(void);
 #endif
 
 #include "dyldkit/macho.h"
+#include "dyldkit/stubs.h"
+#include "dyldkit/objc.h"
 #include "dyldkit/cache.h"
 
 #endif
