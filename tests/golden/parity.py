@@ -29,6 +29,13 @@ KNOWN_LLVM_BUGS = {
         "llvm-objdump misplaces i386 REBASE_TYPE_TEXT_ABSOLUTE32 rebases in __TEXT by __text's file offset (0x13c0): "
         "SET_SEGMENT_AND_OFFSET_ULEB(1, 0x2ff0) is __TEXT+0x2ff0 = 0x3ff0, the operand of the first `jmp *` in "
         "__symbol_stub; llvm prints 0x53b0, inside __objc_methtype strings"),
+    ("x86_64-chained/libaddend64.dylib", "x86_64"): ("binds differ",
+        "DYLD_CHAINED_IMPORT_ADDEND64: llvm-objdump decodes the weak flag and name offset of every import after the "
+        "first from the wrong bits (MachOObjectFile reads weak as Raw>>17 and the name as (Raw>>16)&1), so it prints "
+        "the first import's name with weak_import for all of them (inspectors.md A6.1); dyldkit reads "
+        "lib_ordinal:16, weak:1, reserved:15, name_offset:32 as fixup-chains.h defines"),
+    ("arm64-chained/libaddend64.dylib", "arm64"): ("binds differ",
+        "the same llvm-objdump DYLD_CHAINED_IMPORT_ADDEND64 misdecoding as x86_64-chained/libaddend64.dylib"),
     ("mach0/libexpat.1.dylib", "i386"): ("rebases differ",
         "same llvm-objdump i386 TEXT_ABSOLUTE32 misplacement as Objc2.32bit.exe (off by __text's file offset 0x804)"),
 }
@@ -142,7 +149,10 @@ def parse_llvm_dyldinfo(text):
             if weak:
                 f = line[: -len(" (weak import)")].split()
             # dylib short names may contain spaces ("Electron Framework"); symbols do not
-            rows.append(("bind", int(f[2], 16), int(f[5], 16), " ".join(f[6:-1]), f[-1], weak))
+            addend = int(f[5], 16)
+            if addend >= 1 << 63:  # llvm prints the 64-bit addend as unsigned hex
+                addend -= 1 << 64
+            rows.append(("bind", int(f[2], 16), addend, " ".join(f[6:-1]), f[-1], weak))
         else:
             raise ValueError("dyld-info line: %r" % line)
     return rows
