@@ -75,6 +75,27 @@ static dk_status build_index(dk_macho *m, dk_error *err)
     return DK_OK;
 }
 
+dk_status dk__fixups_at(dk_macho *m, uint64_t address, const dk_fixup **first, size_t *count, dk_error *err)
+{
+    *first = NULL;
+    *count = 0;
+    dk_status st = build_index(m, err);
+    if (st) return st;
+    size_t lo = 0, hi = m->nfixidx;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->fixidx[mid].address < address) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t n = 0;
+    while (lo + n < m->nfixidx && m->fixidx[lo + n].address == address) n++;
+    if (n) {
+        *first = &m->fixidx[lo];
+        *count = n;
+    }
+    return DK_OK;
+}
+
 dk_status dk_macho_fixup_at(dk_macho *m, uint64_t address, const dk_fixup **out, dk_error *err)
 {
     *out = NULL;

@@ -110,6 +110,9 @@ bool dk__read_word(const dk_macho *m, uint64_t vmaddr, unsigned width, uint64_t 
 /** Pointer width of the image (4 or 8). */
 static inline unsigned dk__ptr_size(const dk_macho *m) { return m->hdr.is64 ? 8u : 4u; }
 
+/** Every fixup record at ADDRESS (rebase, bind, lazy bind...), from the sorted index. */
+dk_status dk__fixups_at(dk_macho *m, uint64_t address, const dk_fixup **first, size_t *count, dk_error *err);
+
 /** Walk the classic opcode streams (dyldinfo.c). */
 dk_status dk__dyldinfo_fixups(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *err);
 /** Walk chained fixups (chained.c). */

@@ -34,6 +34,39 @@ int cli_usage(const cli *c, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+dk_status cli_fail(dk_error *err, dk_status status, const char *fmt, ...)
+{
+    if (err) {
+        err->status = status;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+void *cli_vec_push(cli_vec *v, size_t elem)
+{
+    if (v->len == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        void *p = realloc(v->data, cap * elem);
+        if (!p) return NULL;
+        v->data = p;
+        v->cap = cap;
+    }
+    void *e = (char *)v->data + elem * v->len++;
+    memset(e, 0, elem);
+    return e;
+}
+
+void cli_vec_free(cli_vec *v)
+{
+    free(v->data);
+    v->data = NULL;
+    v->len = v->cap = 0;
+}
+
 const char *cli_basename(const char *p)
 {
     const char *s = strrchr(p, '/');

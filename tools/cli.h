@@ -47,6 +47,18 @@ void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** Usage error: message plus a pointer to help; returns EXIT_USAGE. */
 int cli_usage(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** Fill ERR (if any) like the library does and return STATUS. */
+dk_status cli_fail(dk_error *err, dk_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/** A growable array for the CLI's own bookkeeping. */
+typedef struct cli_vec {
+    void *data;
+    size_t len, cap;
+} cli_vec;
+/** Room for one more element of ELEM bytes (zeroed), or NULL when out of memory. */
+void *cli_vec_push(cli_vec *v, size_t elem);
+void cli_vec_free(cli_vec *v);
+
 /** Basename of a path (pointer into it). */
 const char *cli_basename(const char *path);
 /** Parse an unsigned integer (decimal or 0x hex); false on junk. */

@@ -1,6 +1,449 @@
-/* Subcommands: stubs, resolve, verify (not implemented yet). */
+/* Subcommands: stubs, resolve, verify. */
 #include "cli.h"
 
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *sect_name(const dk_macho *m, int i, char *buf, size_t n)
+{
+    size_t ns;
+    const dk_section *s = dk_macho_sections(m, &ns);
+    if (i < 0 || (size_t)i >= ns) {
+        snprintf(buf, n, "?");
+        return buf;
+    }
+    snprintf(buf, n, "%s,%s", s[i].segname, s[i].sectname);
+    return buf;
+}
+
+/* ------------------------------------------------------------------ stubs */
+
+typedef struct stubs_ctx {
+    out *o;
+    const dk_macho *m;
+    int w;
+    size_t count, mismatches;
+} stubs_ctx;
+
+static int stub_cb(void *ctx, const dk_stub *s)
+{
+    stubs_ctx *x = ctx;
+    out *o = x->o;
+    x->count++;
+    if (s->lazy_mismatch) x->mismatches++;
+    if (o->null) return 0;
+    char b1[40], b2[40];
+    if (o->json) {
+        o_obj(o, NULL);
+        o_u64(o, "address", s->address);
+        o_str(o, "section", dk_macho_sections(x->m, &(size_t){0})[s->section].sectname);
+        o_str(o, "stub_kind", dk_stub_kind_name(s->kind));
+        o_u64(o, "size", s->size);
+        if (s->has_slot) o_u64(o, "slot", s->slot);
+        else o_null(o, "slot");
+        if (s->has_slot && s->slot_section >= 0) o_str(o, "slot_section", sect_name(x->m, s->slot_section, b1, sizeof b1));
+        const char *sym = s->symbol ? s->symbol : s->bind_symbol;
+        if (s->kind == DK_STUB_OBJC_MSGSEND && !sym && s->selector) {
+            char name[512];
+            snprintf(name, sizeof name, "_objc_msgSend$%s", s->selector);
+            o_str(o, "symbol", name);
+        } else {
+            o_str(o, "symbol", sym);
+        }
+        if (s->bound) {
+            o_i64(o, "ordinal", s->ordinal);
+            o_str(o, "dylib", s->dylib);
+            o_str(o, "bind_kind", dk_fixup_kind_name(s->bind_kind));
+            o_i64(o, "addend", s->addend);
+            o_bool(o, "weak_import", s->weak_import);
+            if (s->bind_symbol && sym && strcmp(s->bind_symbol, sym) != 0) o_str(o, "bind_symbol", s->bind_symbol);
+        } else {
+            o_null(o, "ordinal");
+            o_null(o, "dylib");
+        }
+        if (s->has_lazy_offset) o_u64(o, "lazy_bind_offset", s->lazy_bind_offset);
+        else o_null(o, "lazy_bind_offset");
+        if (s->has_helper) o_u64(o, "helper", s->helper);
+        else o_null(o, "helper");
+        if (s->has_lazy_offset) o_bool(o, "lazy_bind_mismatch", s->lazy_mismatch);
+        if (s->kind == DK_STUB_ARM64_DIRECT || s->kind == DK_STUB_ARM64_BRANCH || (s->kind == DK_STUB_OBJC_MSGSEND && !s->has_slot))
+            o_u64(o, "target", s->target);
+        if (s->kind == DK_STUB_OBJC_MSGSEND) {
+            o_u64(o, "selref", s->selref);
+            o_str(o, "selector", s->selector);
+        }
+        if (s->indirect_index != UINT32_MAX) o_u64(o, "indirect_index", s->indirect_index);
+        o_obj_end(o);
+        return 0;
+    }
+    o_printf(o, "%s0x%0*" PRIx64 "%s  %-22s ", c_addr(o), x->w, s->address, c_off(o), sect_name(x->m, s->section, b1, sizeof b1));
+    const char *sym = s->symbol ? s->symbol : s->bind_symbol;
+    if (s->kind == DK_STUB_OBJC_MSGSEND) o_printf(o, "%s_objc_msgSend$%s%s", c_sym(o), s->selector ? s->selector : "?", c_off(o));
+    else o_printf(o, "%s%s%s", c_sym(o), sym ? sym : "(local)", c_off(o));
+    if (s->has_slot) o_printf(o, " -> slot 0x%" PRIx64 " (%s)", s->slot, sect_name(x->m, s->slot_section, b2, sizeof b2));
+    else if (s->kind == DK_STUB_ARM64_DIRECT || s->kind == DK_STUB_ARM64_BRANCH || s->kind == DK_STUB_OBJC_MSGSEND)
+        o_printf(o, " -> 0x%" PRIx64, s->target);
+    else if (s->kind == DK_STUB_UNKNOWN) o_printf(o, " %s(unrecognised stub code)%s", c_warn(o), c_off(o));
+    if (s->bound) {
+        const char *d = s->dylib ? cli_basename(s->dylib) : "?";
+        o_printf(o, "  %s%s%s", c_dim(o), s->bind_kind == DK_FIXUP_LAZY_BIND ? "lazy " : "", c_off(o));
+        o_printf(o, "%s", d);
+        if (s->addend) o_printf(o, " + %" PRId64, s->addend);
+        if (s->weak_import) o_printf(o, " [weak-import]");
+    }
+    if (s->has_helper) {
+        o_printf(o, "  helper 0x%" PRIx64, s->helper);
+        if (s->has_lazy_offset) o_printf(o, " pushes 0x%x", s->lazy_bind_offset);
+        if (s->lazy_mismatch) o_printf(o, " %s(MISMATCH: lazy-bind record at that offset binds another slot)%s", c_warn(o), c_off(o));
+    }
+    o_printf(o, "\n");
+    return 0;
+}
+
+static dk_status do_stubs(cli *c, dk_macho *m, const dk_slice *sl, dk_error *err)
+{
+    (void)sl;
+    out *o = &c->o;
+    stubs_ctx x = {o, m, dk_macho_header(m)->is64 ? 16 : 8, 0, 0};
+    if (o->json) o_arr(o, "stubs");
+    dk_status st = dk_macho_foreach_stub(m, stub_cb, &x, err);
+    if (o->json) {
+        o_arr_end(o);
+        o_u64(o, "lazy_bind_mismatches", x.mismatches);
+    } else if (!st && x.count == 0) {
+        o_printf(o, "no stubs\n");
+    }
+    return st;
+}
+
+static int cmd_stubs(cli *c) { return cli_each_slice(c, do_stubs); }
+
+/* ---------------------------------------------------------------- resolve */
+
+typedef struct hop_ctx {
+    out *o;
+    bool last_was_reexport;
+} hop_ctx;
+
+static const char *flags_text(uint32_t f, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s%s%s%s", (f & DK_EXPORT_WEAK) ? " weak" : "", (f & DK_EXPORT_RESOLVER) ? " resolver" : "",
+             (f & DK_EXPORT_ABSOLUTE) ? " absolute" : "", (f & DK_EXPORT_TLS) ? " tls" : "",
+             (f & DK_EXPORT_FUNCTION_VARIANT) ? " function-variant" : "");
+    return buf;
+}
+
+static void json_flags(out *o, uint32_t f)
+{
+    o_arr(o, "flags");
+    if (f & DK_EXPORT_WEAK) o_str(o, NULL, "weak");
+    if (f & DK_EXPORT_RESOLVER) o_str(o, NULL, "resolver");
+    if (f & DK_EXPORT_ABSOLUTE) o_str(o, NULL, "absolute");
+    if (f & DK_EXPORT_TLS) o_str(o, NULL, "tls");
+    if (f & DK_EXPORT_FUNCTION_VARIANT) o_str(o, NULL, "function_variant");
+    o_arr_end(o);
+}
+
+static int hop_cb(void *ctx, const dk_hop *h)
+{
+    hop_ctx *x = ctx;
+    out *o = x->o;
+    bool after_reexport = x->last_was_reexport;
+    x->last_was_reexport = h->kind == DK_HOP_REEXPORT;
+    if (h->kind == DK_HOP_IMAGE && after_reexport) return 0; /* the re-export hop already named it */
+    char fb[80];
+    if (o->json) {
+        o_obj(o, NULL);
+        switch (h->kind) {
+        case DK_HOP_ORDINAL:
+            o_str(o, "kind", "ordinal");
+            o_i64(o, "ordinal", h->ordinal);
+            o_str(o, "dylib", h->install_name);
+            break;
+        case DK_HOP_IMAGE:
+            o_str(o, "kind", "image");
+            o_str(o, "install_name", h->install_name);
+            o_str(o, "path", h->path);
+            break;
+        case DK_HOP_REEXPORT:
+            o_str(o, "kind", "reexport");
+            o_str(o, "install_name", h->install_name);
+            o_str(o, "path", h->path);
+            o_str(o, "symbol", h->symbol);
+            break;
+        case DK_HOP_FLAT:
+            o_str(o, "kind", h->ordinal == -3 ? "weak" : "flat");
+            break;
+        case DK_HOP_EXPORT:
+            o_str(o, "kind", "export");
+            o_str(o, "install_name", h->install_name);
+            o_str(o, "symbol", h->symbol);
+            o_u64(o, "address", h->address);
+            json_flags(o, h->flags);
+            if (h->flags & DK_EXPORT_RESOLVER) o_u64(o, "resolver", h->resolver);
+            break;
+        }
+        o_obj_end(o);
+        return 0;
+    }
+    switch (h->kind) {
+    case DK_HOP_ORDINAL: o_printf(o, "  %-12s %d -> %s\n", "ordinal", h->ordinal, h->install_name); break;
+    case DK_HOP_IMAGE: o_printf(o, "  %-12s %s %s(%s)%s\n", "image", h->install_name, c_dim(o), h->path, c_off(o)); break;
+    case DK_HOP_REEXPORT:
+        o_printf(o, "  %-12s %s %s(%s)%s%s%s\n", "re-export", h->install_name, c_dim(o), h->path, c_off(o),
+                 h->symbol ? " as " : "", h->symbol ? h->symbol : "");
+        break;
+    case DK_HOP_FLAT: o_printf(o, "  %-12s search every loaded image in load order\n", h->ordinal == -3 ? "weak" : "flat"); break;
+    case DK_HOP_EXPORT:
+        o_printf(o, "  %-12s %s%s%s at %s0x%" PRIx64 "%s in %s%s", "export", c_sym(o), h->symbol, c_off(o), c_addr(o), h->address,
+                 c_off(o), h->install_name, flags_text(h->flags, fb, sizeof fb));
+        if (h->flags & DK_EXPORT_RESOLVER) o_printf(o, " (resolver function 0x%" PRIx64 ")", h->resolver);
+        o_printf(o, "\n");
+        break;
+    }
+    return 0;
+}
+
+typedef struct import_rec {
+    const char *symbol;
+    int ordinal;
+    bool weak_import;
+    bool lazy;
+} import_rec;
+
+typedef struct imports_ctx {
+    cli_vec v;
+    const char *want; /* NULL: all */
+} imports_ctx;
+
+static int collect_import(void *ctx, const dk_fixup *f)
+{
+    imports_ctx *x = ctx;
+    if (f->kind == DK_FIXUP_REBASE || f->strong || !f->symbol) return 0;
+    if (x->want && strcmp(f->symbol, x->want) != 0) return 0;
+    import_rec *r = x->v.data;
+    for (size_t i = 0; i < x->v.len; i++)
+        if (r[i].ordinal == (f->kind == DK_FIXUP_WEAK_BIND ? -3 : f->ordinal) && strcmp(r[i].symbol, f->symbol) == 0) {
+            r[i].lazy |= f->kind == DK_FIXUP_LAZY_BIND;
+            r[i].weak_import |= f->weak_import;
+            return 0;
+        }
+    import_rec *n = cli_vec_push(&x->v, sizeof *n);
+    if (!n) return 1;
+    n->symbol = f->symbol;
+    n->ordinal = f->kind == DK_FIXUP_WEAK_BIND ? -3 : f->ordinal;
+    n->weak_import = f->weak_import;
+    n->lazy = f->kind == DK_FIXUP_LAZY_BIND;
+    return 0;
+}
+
+/* Imports of M (all, or those of one symbol); also undefined nlists for images without dyld info. */
+static dk_status collect_imports(dk_macho *m, const char *want, imports_ctx *x, dk_error *err)
+{
+    x->want = want;
+    dk_status st = dk_macho_foreach_fixup(m, collect_import, x, err);
+    if (st) return st;
+    if (x->v.len == 0 && dk_macho_fixup_encoding(m) == DK_ENCODING_NONE) {
+        const dk_symbol *syms;
+        size_t n;
+        if ((st = dk_macho_symbols(m, &syms, &n, err))) return st;
+        for (size_t i = 0; i < n; i++) {
+            const dk_symbol *s = &syms[i];
+            if ((s->type & 0xe0) || (s->type & 0x0e) != 0 || !(s->type & 1) || s->value) continue;
+            if (want && strcmp(s->name, want) != 0) continue;
+            import_rec *r = cli_vec_push(&x->v, sizeof *r);
+            if (!r) return cli_fail(err, DK_E_NOMEM, "out of memory");
+            r->symbol = s->name;
+            r->ordinal = (dk_macho_header(m)->flags & 0x80) ? dk_symbol_library_ordinal(m, s) : -2;
+            r->weak_import = (s->desc & 0x40) != 0;
+            r->lazy = false;
+        }
+    }
+    return DK_OK;
+}
+
+static dk_status open_set(cli *c, dk_macho *m, dk_imageset **set, dk_error *err)
+{
+    dk_imageset_opts opts = {c->root, c->libdirs, (size_t)c->nlibdirs, dk_macho_arch(m)};
+    dk_status st = dk_imageset_new(&opts, set, err);
+    if (st) return st;
+    int idx;
+    if ((st = dk_imageset_add_macho(*set, m, c->pos[0], &idx, err))) {
+        dk_imageset_close(*set);
+        *set = NULL;
+    }
+    return st;
+}
+
+static dk_status resolve_one(cli *c, dk_macho *m, dk_imageset *set, const char *symbol, dk_error *err)
+{
+    out *o = &c->o;
+    imports_ctx x = {{0}, NULL};
+    dk_status st = collect_imports(m, symbol, &x, err);
+    if (!st && x.v.len == 0 && symbol[0] != '_') {
+        /* accept the C name: try _SYMBOL */
+        char *u = malloc(strlen(symbol) + 2);
+        if (!u) return cli_fail(err, DK_E_NOMEM, "out of memory");
+        u[0] = '_';
+        strcpy(u + 1, symbol);
+        cli_vec_free(&x.v);
+        st = collect_imports(m, u, &x, err);
+        if (!st && x.v.len) symbol = ((import_rec *)x.v.data)[0].symbol;
+        free(u);
+    }
+    if (st) {
+        cli_vec_free(&x.v);
+        return st;
+    }
+    if (x.v.len == 0) {
+        cli_vec_free(&x.v);
+        return cli_fail(err, DK_E_NOTFOUND, "%s does not import %s", c->pos[0], symbol);
+    }
+    import_rec imp = ((import_rec *)x.v.data)[0];
+    cli_vec_free(&x.v);
+    if (o->json) {
+        o_str(o, "symbol", imp.symbol);
+        o_arr(o, "hops");
+    } else {
+        o_printf(o, "%s%s%s\n", c_sym(o), imp.symbol, c_off(o));
+    }
+    /* the local part of the path: stub, slot, stub helper, lazy-bind record */
+    dk_stub stub;
+    dk_status fs = dk_macho_find_stub(m, imp.symbol, &stub, err);
+    if (fs && fs != DK_E_NOTFOUND) return fs;
+    char b[40];
+    if (fs == DK_OK) {
+        if (o->json) {
+            o_obj(o, NULL); o_str(o, "kind", "stub"); o_u64(o, "address", stub.address); o_obj_end(o);
+            if (stub.has_slot) { o_obj(o, NULL); o_str(o, "kind", "slot"); o_u64(o, "address", stub.slot); o_obj_end(o); }
+            if (stub.has_helper) { o_obj(o, NULL); o_str(o, "kind", "stub_helper"); o_u64(o, "address", stub.helper); o_obj_end(o); }
+            if (stub.has_lazy_offset) { o_obj(o, NULL); o_str(o, "kind", "lazy_bind"); o_u64(o, "offset", stub.lazy_bind_offset); o_obj_end(o); }
+        } else {
+            o_printf(o, "  %-12s %s0x%" PRIx64 "%s (%s)\n", "stub", c_addr(o), stub.address, c_off(o), sect_name(m, stub.section, b, sizeof b));
+            if (stub.has_slot)
+                o_printf(o, "  %-12s %s0x%" PRIx64 "%s (%s)\n", "slot", c_addr(o), stub.slot, c_off(o), sect_name(m, stub.slot_section, b, sizeof b));
+            if (stub.has_helper) o_printf(o, "  %-12s 0x%" PRIx64 "\n", "stub helper", stub.helper);
+            if (stub.has_lazy_offset)
+                o_printf(o, "  %-12s offset 0x%x%s\n", "lazy bind", stub.lazy_bind_offset,
+                         stub.lazy_mismatch ? " (MISMATCH: that record binds another slot)" : "");
+        }
+    }
+    hop_ctx hc = {o, false};
+    dk_resolved r;
+    st = dk_imageset_resolve(set, 0, imp.ordinal, imp.symbol, hop_cb, &hc, &r, err);
+    if (st) return st;
+    const dk_image *im = dk_imageset_image(set, (size_t)r.image);
+    char fb[80];
+    if (o->json) {
+        o_arr_end(o);
+        o_obj(o, "final");
+        o_str(o, "image", im->install_name);
+        o_str(o, "path", im->path);
+        o_str(o, "symbol", r.symbol);
+        o_u64(o, "address", r.address);
+        json_flags(o, r.flags);
+        if (r.flags & DK_EXPORT_RESOLVER) o_u64(o, "resolver", r.resolver);
+        o_obj_end(o);
+    } else {
+        o_printf(o, "%sdefined in %s at 0x%" PRIx64 "%s%s\n", c_head(o), im->install_name, r.address, flags_text(r.flags, fb, sizeof fb), c_off(o));
+    }
+    return DK_OK;
+}
+
+static dk_status resolve_all(cli *c, dk_macho *m, dk_imageset *set, dk_error *err)
+{
+    out *o = &c->o;
+    imports_ctx x = {{0}, NULL};
+    dk_status st = collect_imports(m, NULL, &x, err);
+    if (st) {
+        cli_vec_free(&x.v);
+        return st;
+    }
+    import_rec *imps = x.v.data;
+    size_t unresolved = 0, weak_missing = 0;
+    if (o->json) o_arr(o, "imports");
+    for (size_t i = 0; i < x.v.len; i++) {
+        dk_resolved r;
+        dk_error e = {0};
+        st = dk_imageset_resolve(set, 0, imps[i].ordinal, imps[i].symbol, NULL, NULL, &r, &e);
+        if (st && st != DK_E_NOTFOUND) {
+            if (err) *err = e;
+            cli_vec_free(&x.v);
+            return st;
+        }
+        bool ok = st == DK_OK;
+        if (!ok && imps[i].weak_import) weak_missing++;
+        else if (!ok) unresolved++;
+        const char *dylib = dk_macho_ordinal_name(m, imps[i].ordinal);
+        const dk_image *im = ok ? dk_imageset_image(set, (size_t)r.image) : NULL;
+        if (o->json) {
+            o_obj(o, NULL);
+            o_str(o, "symbol", imps[i].symbol);
+            o_i64(o, "ordinal", imps[i].ordinal);
+            o_str(o, "dylib", dylib);
+            o_bool(o, "weak_import", imps[i].weak_import);
+            o_bool(o, "resolved", ok);
+            if (ok) {
+                o_str(o, "image", im->install_name);
+                o_str(o, "path", im->path);
+                o_u64(o, "address", r.address);
+                json_flags(o, r.flags);
+            } else {
+                o_str(o, "error", e.message);
+            }
+            o_obj_end(o);
+        } else if (ok) {
+            o_printf(o, "%-40s %s%s%s at 0x%" PRIx64 "\n", imps[i].symbol, c_dim(o), im->install_name, c_off(o), r.address);
+        } else {
+            o_printf(o, "%s%-40s %s%s: %s%s\n", c_warn(o), imps[i].symbol, imps[i].weak_import ? "missing (weak import, binds to 0)" : "UNRESOLVED",
+                     "", e.message, c_off(o));
+        }
+    }
+    if (o->json) {
+        o_arr_end(o);
+        o_u64(o, "unresolved", unresolved);
+        o_u64(o, "weak_missing", weak_missing);
+    } else {
+        o_printf(o, "%zu imports, %zu unresolved, %zu missing weak imports\n", x.v.len, unresolved, weak_missing);
+    }
+    cli_vec_free(&x.v);
+    if (unresolved) return cli_fail(err, DK_E_NOTFOUND, "%zu import%s could not be resolved", unresolved, unresolved == 1 ? "" : "s");
+    return DK_OK;
+}
+
+static dk_status do_resolve(cli *c, dk_macho *m, const dk_slice *sl, dk_error *err)
+{
+    (void)sl;
+    dk_imageset *set;
+    dk_status st = open_set(c, m, &set, err);
+    if (st) return st;
+    if (c->all) st = resolve_all(c, m, set, err);
+    else st = resolve_one(c, m, set, c->pos[1], err);
+    dk_imageset_close(set);
+    return st;
+}
+
+static int cmd_resolve(cli *c)
+{
+    if (c->all ? c->npos != 1 : c->npos != 2) return cli_usage(c, c->all ? "resolve --all takes one FILE" : "resolve needs FILE and SYMBOL");
+    /* --all reports unresolved imports on stdout and still exits 1 */
+    return cli_each_slice(c, do_resolve);
+}
+
 const command cmds_stubs[] = {
+    {"stubs", cmd_stubs, "[--json] [--arch A] FILE", MACHO_OPTS, "every stub: slot, symbol, binding, stub helper",
+     "Decode every stub (__stubs, __auth_stubs, __symbol_stub, __picsymbolstub4,\n"
+     "__objc_stubs) from its instructions to the pointer slot it jumps through,\n"
+     "with the symbol (indirect symbol table), the binding of the slot and, for\n"
+     "lazy stubs, the __stub_helper entry and the lazy-bind offset it pushes\n"
+     "(checked against the lazy-bind info).\n"},
+    {"resolve", cmd_resolve, "[--json] [--arch A] [--root DIR] [-L DIR]... FILE SYMBOL | --all FILE",
+     MACHO_OPTS ",root=,L=,all", "follow an import to the image and address that define it",
+     "Walk what dyld does to bind SYMBOL: stub -> slot -> stub helper -> lazy\n"
+     "bind -> ordinal -> dylib (install name, @rpath, @loader_path,\n"
+     "@executable_path under --root DIR) -> export trie, through re-exports and\n"
+     "umbrellas, to the defining image and address.  --all resolves every import\n"
+     "and lists the unresolved ones (exit 1 if any non-weak import is missing).\n"},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };

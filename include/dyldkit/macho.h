@@ -9,7 +9,7 @@
 #ifndef DYLDKIT_MACHO_H
 #define DYLDKIT_MACHO_H
 
-#include "dyldkit/dyldkit.h"
+#include "dyldkit/base.h"
 
 #ifdef __cplusplus
 extern "C" {

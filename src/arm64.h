@@ -1,0 +1,125 @@
+/*
+ * AArch64 instruction encodings used by stubs, stub helpers, branch islands
+ * and the cache builder/extractor (ARM Architecture Reference Manual, A64
+ * base instructions).  Decoders return false when the word is not that
+ * instruction; encoders assume in-range operands (callers check).
+ */
+#ifndef DYLDKIT_ARM64_H
+#define DYLDKIT_ARM64_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+static inline int64_t dk_sext64(uint64_t v, unsigned bits)
+{
+    uint64_t m = 1ull << (bits - 1);
+    v &= (bits == 64) ? ~0ull : ((1ull << bits) - 1);
+    return (int64_t)((v ^ m) - m);
+}
+
+/* ADRP Xd, label: page address of PC + imm21<<12 */
+static inline bool a64_adrp(uint32_t insn, uint64_t pc, unsigned *rd, uint64_t *page)
+{
+    if ((insn & 0x9F000000u) != 0x90000000u) return false;
+    uint64_t immlo = (insn >> 29) & 3, immhi = (insn >> 5) & 0x7FFFF;
+    int64_t imm = dk_sext64((immhi << 2) | immlo, 21) * 4096;
+    *rd = insn & 31;
+    *page = (pc & ~0xFFFull) + (uint64_t)imm;
+    return true;
+}
+
+static inline uint32_t a64_enc_adrp(unsigned rd, uint64_t pc, uint64_t target)
+{
+    int64_t delta = (int64_t)((target & ~0xFFFull) - (pc & ~0xFFFull)) >> 12;
+    uint32_t imm = (uint32_t)delta & 0x1FFFFF;
+    return 0x90000000u | ((imm & 3) << 29) | ((imm >> 2) << 5) | (rd & 31);
+}
+
+/* LDR Xt, [Xn, #imm] (unsigned offset, 64-bit) or LDR Wt (32-bit): SIZE receives 8 or 4 */
+static inline bool a64_ldr_uimm(uint32_t insn, unsigned *rt, unsigned *rn, uint32_t *offset, unsigned *size)
+{
+    if ((insn & 0xFFC00000u) == 0xF9400000u) *size = 8;
+    else if ((insn & 0xFFC00000u) == 0xB9400000u) *size = 4;
+    else return false;
+    *rt = insn & 31;
+    *rn = (insn >> 5) & 31;
+    *offset = ((insn >> 10) & 0xFFF) * *size;
+    return true;
+}
+
+static inline uint32_t a64_enc_ldr_x(unsigned rt, unsigned rn, uint32_t byte_offset)
+{
+    return 0xF9400000u | (((byte_offset / 8) & 0xFFF) << 10) | ((rn & 31) << 5) | (rt & 31);
+}
+
+/* ADD Xd, Xn, #imm{, LSL #12} */
+static inline bool a64_add_imm(uint32_t insn, unsigned *rd, unsigned *rn, uint32_t *imm)
+{
+    if ((insn & 0xFF800000u) != 0x91000000u) return false;
+    *rd = insn & 31;
+    *rn = (insn >> 5) & 31;
+    *imm = ((insn >> 10) & 0xFFF) << (((insn >> 22) & 1) ? 12 : 0);
+    return true;
+}
+
+static inline uint32_t a64_enc_add_imm(unsigned rd, unsigned rn, uint32_t imm12)
+{
+    return 0x91000000u | ((imm12 & 0xFFF) << 10) | ((rn & 31) << 5) | (rd & 31);
+}
+
+/* LDR Xt, [Xn] (no offset) is the uimm form with 0 */
+
+/* BR Xn */
+static inline bool a64_br(uint32_t insn, unsigned *rn)
+{
+    if ((insn & 0xFFFFFC1Fu) != 0xD61F0000u) return false;
+    *rn = (insn >> 5) & 31;
+    return true;
+}
+static inline uint32_t a64_enc_br(unsigned rn) { return 0xD61F0000u | ((rn & 31) << 5); }
+
+/* BRAA Xn, Xm */
+static inline bool a64_braa(uint32_t insn, unsigned *rn, unsigned *rm)
+{
+    if ((insn & 0xFFFFFC00u) != 0xD71F0800u) return false;
+    *rn = (insn >> 5) & 31;
+    *rm = insn & 31;
+    return true;
+}
+static inline uint32_t a64_enc_braa(unsigned rn, unsigned rm) { return 0xD71F0800u | ((rn & 31) << 5) | (rm & 31); }
+
+/* B / BL label */
+static inline bool a64_b(uint32_t insn, uint64_t pc, bool *link, uint64_t *target)
+{
+    uint32_t op = insn & 0xFC000000u;
+    if (op != 0x14000000u && op != 0x94000000u) return false;
+    *link = op == 0x94000000u;
+    *target = pc + (uint64_t)(dk_sext64(insn & 0x03FFFFFFu, 26) * 4);
+    return true;
+}
+
+static inline bool a64_b_in_range(uint64_t pc, uint64_t target)
+{
+    int64_t d = (int64_t)(target - pc);
+    return d >= -(1ll << 27) && d < (1ll << 27) && (d & 3) == 0;
+}
+
+static inline uint32_t a64_enc_b(bool link, uint64_t pc, uint64_t target)
+{
+    int64_t d = (int64_t)(target - pc) / 4;
+    return (link ? 0x94000000u : 0x14000000u) | ((uint32_t)d & 0x03FFFFFFu);
+}
+
+/* LDR Wt, label (literal, 32-bit) */
+static inline bool a64_ldr_w_literal(uint32_t insn, uint64_t pc, unsigned *rt, uint64_t *addr)
+{
+    if ((insn & 0xFF000000u) != 0x18000000u) return false;
+    *rt = insn & 31;
+    *addr = pc + (uint64_t)(dk_sext64((insn >> 5) & 0x7FFFF, 19) * 4);
+    return true;
+}
+
+/* BRK #imm */
+static inline bool a64_brk(uint32_t insn) { return (insn & 0xFFE0001Fu) == 0xD4200000u; }
+
+#endif
