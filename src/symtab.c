@@ -16,6 +16,13 @@ int dk_symbol_library_ordinal(const dk_macho *m, const dk_symbol *s)
     return (int)ord;
 }
 
+/* Free the partly built table after the message (which may quote its names) is formatted. */
+static dk_status free_and(dk_symbol *syms, dk_status st)
+{
+    free(syms);
+    return st;
+}
+
 dk_status dk_macho_symbols(dk_macho *m, const dk_symbol **out, size_t *count, dk_error *err)
 {
     if (m->syms_done) {
@@ -52,9 +59,8 @@ dk_status dk_macho_symbols(dk_macho *m, const dk_symbol **out, size_t *count, dk
         s->desc = dk_rd16(m->be, e + 6);
         s->value = m->hdr.is64 ? dk_rd64(m->be, e + 8) : dk_rd32(m->be, e + 8);
         if (s->strx >= strsize && !(s->strx == 0 && strsize == 0)) {
-            free(syms);
-            return dk_fail(err, DK_E_MALFORMED, "symbol %u (nlist at offset 0x%llx): n_strx 0x%x past the string table (strsize 0x%x)",
-                           i, (unsigned long long)at, s->strx, strsize);
+            return free_and(syms, dk_fail(err, DK_E_MALFORMED, "symbol %u (nlist at offset 0x%llx): n_strx 0x%x past the string table (strsize 0x%x)",
+                           i, (unsigned long long)at, s->strx, strsize));
         }
         if (strsize) {
             const char *nm = (const char *)str + s->strx;
@@ -64,8 +70,7 @@ dk_status dk_macho_symbols(dk_macho *m, const dk_symbol **out, size_t *count, dk
                 char **slot = copy ? dk_vec_push(&m->owned, sizeof(char *)) : NULL;
                 if (!slot) {
                     free(copy);
-                    free(syms);
-                    return dk_fail(err, DK_E_NOMEM, "out of memory");
+                    return free_and(syms, dk_fail(err, DK_E_NOMEM, "out of memory"));
                 }
                 *slot = copy;
                 nm = copy;
@@ -77,21 +82,18 @@ dk_status dk_macho_symbols(dk_macho *m, const dk_symbol **out, size_t *count, dk
         if (!(s->type & N_STAB)) {
             uint8_t t = s->type & N_TYPE;
             if (t == N_SECT && (s->sect == 0 || s->sect > m->nsects) && !m->in_cache) {
-                free(syms);
-                return dk_fail(err, DK_E_MALFORMED, "symbol %u (%s, nlist at offset 0x%llx): n_sect %u for N_SECT symbol, image has %zu sections",
-                               i, s->name, (unsigned long long)at, s->sect, m->nsects);
+                return free_and(syms, dk_fail(err, DK_E_MALFORMED, "symbol %u (%s, nlist at offset 0x%llx): n_sect %u for N_SECT symbol, image has %zu sections",
+                               i, s->name, (unsigned long long)at, s->sect, m->nsects));
             }
             if (t == N_INDR && s->value >= strsize) {
-                free(syms);
-                return dk_fail(err, DK_E_MALFORMED, "symbol %u (%s, nlist at offset 0x%llx): N_INDR n_value 0x%llx past the string table",
-                               i, s->name, (unsigned long long)at, (unsigned long long)s->value);
+                return free_and(syms, dk_fail(err, DK_E_MALFORMED, "symbol %u (%s, nlist at offset 0x%llx): N_INDR n_value 0x%llx past the string table",
+                               i, s->name, (unsigned long long)at, (unsigned long long)s->value));
             }
             if (t == N_UNDF && twolevel && (s->type & N_EXT) && m->hdr.filetype != MH_OBJECT) {
                 int ord = dk_symbol_library_ordinal(m, s);
                 if (ord > 0 && (size_t)ord > m->ndylibs) {
-                    free(syms);
-                    return dk_fail(err, DK_E_MALFORMED, "symbol %u (%s, nlist at offset 0x%llx): library ordinal %d but only %zu dylibs",
-                                   i, s->name, (unsigned long long)at, ord, m->ndylibs);
+                    return free_and(syms, dk_fail(err, DK_E_MALFORMED, "symbol %u (%s, nlist at offset 0x%llx): library ordinal %d but only %zu dylibs",
+                                   i, s->name, (unsigned long long)at, ord, m->ndylibs));
                 }
             }
         }
