@@ -21,6 +21,14 @@ const char *dk_strerror(dk_status status)
 
 const char *dk_version(void) { return DYLDKIT_VERSION_STRING; }
 
+/* Messages quote names taken from the file (segment, section, symbol names):
+ * keep them one line of text by replacing control characters. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 dk_status dk_fail(dk_error *err, dk_status status, const char *fmt, ...)
 {
     if (err) {
@@ -29,6 +37,7 @@ dk_status dk_fail(dk_error *err, dk_status status, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
+        one_line(err->message);
     }
     return status;
 }
@@ -41,6 +50,7 @@ void dk_error_prefix(dk_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
+    one_line(prefix);
     char tmp[sizeof err->message];
     size_t p = strlen(prefix), m = strnlen(err->message, sizeof err->message - 1);
     if (p > sizeof tmp - 1) p = sizeof tmp - 1;
