@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void cli_error(const char *what, const dk_error *err)
 {
@@ -98,19 +99,67 @@ static void slice_label(const char *file, const dk_slice *s, bool multi, char *b
     else snprintf(buf, n, "%s (%s)", file, s->arch);
 }
 
+/*
+ * CACHE:IMAGE names an image inside a dyld shared cache: when PATH is not a
+ * file, the first prefix before a ':' that is a regular file is opened as a
+ * cache and the rest names the image (install path, basename or index).
+ * Returns -1 when PATH is not of that form, 0 with *DC and *INDEX set, or
+ * EXIT_BAD_INPUT after reporting why.
+ */
+static int open_cache_image(const char *path, dk_cache **dc, size_t *index)
+{
+    struct stat sb;
+    *dc = NULL;
+    if (stat(path, &sb) == 0) return -1;
+    for (const char *colon = strchr(path, ':'); colon; colon = strchr(colon + 1, ':')) {
+        char *prefix = strndup(path, (size_t)(colon - path));
+        bool file = prefix && stat(prefix, &sb) == 0 && S_ISREG(sb.st_mode);
+        dk_error err = {0};
+        dk_status st = file ? dk_cache_open(prefix, dc, &err) : DK_E_NOTFOUND;
+        free(prefix);
+        if (!file) continue;
+        if (!st && !(st = dk_cache_find_image(*dc, colon + 1, index, &err))) return 0;
+        cli_error(path, &err);
+        dk_cache_close(*dc);
+        *dc = NULL;
+        return EXIT_BAD_INPUT;
+    }
+    return -1;
+}
+
+/* Open image INDEX of a cache as the one "slice" of a CACHE:IMAGE argument. */
+static dk_status open_cache_slice(dk_cache *dc, size_t index, dk_macho **m, dk_slice *s, dk_error *err)
+{
+    dk_status st = dk_cache_open_image(dc, index, m, err);
+    if (st) return st;
+    memset(s, 0, sizeof *s);
+    s->kind = DK_SLICE_MACHO;
+    s->cputype = dk_macho_header(*m)->cputype;
+    s->cpusubtype = dk_macho_header(*m)->cpusubtype;
+    s->arch = dk_macho_arch(*m);
+    size_t size;
+    dk_macho_data(*m, &size);
+    s->size = size;
+    return DK_OK;
+}
+
 int cli_each_slice(cli *c, slice_fn fn)
 {
     if (c->npos < 1) return cli_usage(c, "%s: missing FILE", c->cmd);
     const char *path = c->pos[0];
     dk_error err = {0};
-    dk_file *f;
-    if (dk_file_open(path, &f, &err)) {
+    dk_file *f = NULL;
+    dk_cache *dc;
+    size_t cache_image = 0;
+    int crc = open_cache_image(path, &dc, &cache_image);
+    if (crc > 0) return crc;
+    if (!dc && dk_file_open(path, &f, &err)) {
         cli_error(path, &err);
         return EXIT_BAD_INPUT;
     }
-    size_t n = dk_file_slice_count(f);
+    size_t n = dc ? 1 : dk_file_slice_count(f);
     size_t first = 0, last = n;
-    if (c->arch) {
+    if (c->arch && !dc) {
         size_t idx;
         if (dk_file_find_arch(f, c->arch, &idx, &err)) {
             cli_errorf("%s: no slice for architecture '%s'", path, c->arch);
@@ -120,7 +169,7 @@ int cli_each_slice(cli *c, slice_fn fn)
         first = idx;
         last = idx + 1;
     }
-    bool multi = (last - first) > 1 || (dk_file_fat_magic(f) && !c->arch) || dk_file_is_archive(f);
+    bool multi = !dc && ((last - first) > 1 || (dk_file_fat_magic(f) && !c->arch) || dk_file_is_archive(f));
     int rc = EXIT_OK;
     for (int pass = 0; pass < 2 && rc == EXIT_OK; pass++) {
         out *o = &c->o;
@@ -132,12 +181,13 @@ int cli_each_slice(cli *c, slice_fn fn)
             if (multi) o_arr(o, "slices");
         }
         for (size_t i = first; i < last; i++) {
-            const dk_slice *s = dk_file_slice(f, i);
+            dk_slice cs = {0};
+            const dk_slice *s = dc ? &cs : dk_file_slice(f, i);
             char label[1024];
             slice_label(path, s, multi, label, sizeof label);
             dk_macho *m = NULL;
             memset(&err, 0, sizeof err);
-            dk_status st = dk_file_open_macho(f, i, &m, &err);
+            dk_status st = dc ? open_cache_slice(dc, cache_image, &m, &cs, &err) : dk_file_open_macho(f, i, &m, &err);
             if (!st) {
                 if (o->json) {
                     if (multi) {
@@ -169,6 +219,7 @@ int cli_each_slice(cli *c, slice_fn fn)
     }
     out_set_null(&c->o, false);
     dk_file_close(f);
+    dk_cache_close(dc);
     return rc;
 }
 
