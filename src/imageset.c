@@ -453,9 +453,27 @@ dk_status dk_imageset_resolve(dk_imageset *s, int from, int ordinal, const char 
                            symbol);
         return lookup(s, 0, symbol, cb, ctx, out, 0, err);
     }
-    /* flat (-2) and weak (-3) lookups: every image in load order */
-    dk_status st = dk_imageset_load_all(s, 0, err);
-    if (st) return st;
+    /* flat (-2) and weak (-3) lookups: every image in load order; images that
+     * cannot be found are left out (and named if the symbol is not found) */
+    char missing[256] = "";
+    for (size_t i = 0; i < s->n; i++) {
+        size_t nd;
+        dk_macho_dylibs(s->imgs[i].pub.macho, &nd);
+        for (size_t k = 0; k < nd; k++) {
+            int idx;
+            dk_error e;
+            dk_status ls = dk_imageset_load_dependency(s, (int)i, (int)k + 1, &idx, &e);
+            if (ls == DK_E_NOTFOUND) {
+                if (!missing[0]) snprintf(missing, sizeof missing, "; not found: %s", dk_macho_dylibs(s->imgs[i].pub.macho, &nd)[k].name);
+                continue;
+            }
+            if (ls) {
+                if (err) *err = e;
+                return ls;
+            }
+        }
+    }
+    dk_status st;
     memset(&h, 0, sizeof h);
     h.kind = DK_HOP_FLAT;
     h.ordinal = ordinal;
@@ -475,6 +493,6 @@ dk_status dk_imageset_resolve(dk_imageset *s, int from, int ordinal, const char 
         if (!found) continue;
         return lookup(s, (int)i, symbol, cb, ctx, out, 0, err);
     }
-    return dk_fail(err, DK_E_NOTFOUND, "symbol %s not found in any of the %zu loaded images (%s lookup)", symbol, s->n,
-                   ordinal == -2 ? "flat-namespace" : "weak");
+    return dk_fail(err, DK_E_NOTFOUND, "symbol %s not found in any of the %zu loaded images (%s lookup)%s", symbol, s->n,
+                   ordinal == -2 ? "flat-namespace" : "weak", missing);
 }

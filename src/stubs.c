@@ -229,7 +229,10 @@ static void fill_binding(stub_walk *w, dk_stub *s)
                 s->has_helper = true;
                 s->helper = v;
                 uint32_t off;
-                if (helper_offset(m, v, &off)) {
+                /* pre-10.6 images have no lazy-bind stream: their helpers push the slot address for
+                 * dyld_stub_binding_helper, not a lazy-bind offset */
+                bool has_lazy_stream = m->dyld_info.present && m->dyld_info.lazy_bind.size;
+                if (has_lazy_stream && helper_offset(m, v, &off)) {
                     s->has_lazy_offset = true;
                     s->lazy_bind_offset = off;
                     /* the record at that offset must bind this very slot */
@@ -239,7 +242,9 @@ static void fill_binding(stub_walk *w, dk_stub *s)
                         if (w->lazy[mid].offset < off) lo = mid + 1;
                         else hi = mid;
                     }
-                    s->lazy_mismatch = !(lo < w->nlazy && w->lazy[lo].offset == off && w->lazy[lo].address == s->slot);
+                    /* slots bound eagerly (weak definitions) have no lazy record: nothing to check */
+                    if (s->bound && s->bind_kind == DK_FIXUP_LAZY_BIND)
+                        s->lazy_mismatch = !(lo < w->nlazy && w->lazy[lo].offset == off && w->lazy[lo].address == s->slot);
                 }
             }
         }
@@ -301,6 +306,13 @@ static dk_status walk_objc_stubs(stub_walk *w, int si, dk_stub_cb cb, void *ctx)
                 s.size = 12;
             } else if (end - a >= 32 && a64_adrp(i2, a + 8, &rd, &page) && a64_ldr_uimm(dk_le32(p + 12), &rt, &rn, &off, &sz) &&
                        rn == rd) {
+                /* adrp x16, got@page; ldr x16, [x16, got@pageoff]; br x16 */
+                s.has_slot = true;
+                s.slot = page + off;
+                s.size = 32;
+            } else if (end - a >= 32 && a64_adrp(i2, a + 8, &rd, &page) && a64_add_imm(dk_le32(p + 12), &rt, &rn, &off) &&
+                       rn == rd) {
+                /* arm64e: adrp x17, got@page; add x17, x17, got@pageoff; ldr x16, [x17]; braa x16, x17 */
                 s.has_slot = true;
                 s.slot = page + off;
                 s.size = 32;
@@ -371,6 +383,7 @@ dk_status dk_macho_foreach_stub(dk_macho *m, dk_stub_cb cb, void *ctx, dk_error 
             st = walk_objc_stubs(&w, si, cb, ctx);
             continue;
         }
+        if (!dk_macho_read(m, sec->addr, sec->size) && sec->size) continue; /* contents stripped (dSYM) */
         uint32_t size = sec->reserved2;
         if (size == 0) {
             st = dk_fail(err, DK_E_MALFORMED, "section %s,%s: S_SYMBOL_STUBS with stub size (reserved2) 0", sec->segname, sec->sectname);

@@ -13,6 +13,16 @@ void cli_error(const char *what, const dk_error *err)
     fprintf(stderr, "dyldkit: %s: %s\n", what, err && err->message[0] ? err->message : dk_strerror(err ? err->status : DK_E_MALFORMED));
 }
 
+void cli_finding(cli *c, const char *fmt, ...)
+{
+    if (c->o.null) return; /* only the printing pass counts */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->finding, sizeof c->finding, fmt, ap);
+    va_end(ap);
+    c->has_finding = true;
+}
+
 void cli_errorf(const char *fmt, ...)
 {
     fflush(stdout);
@@ -220,6 +230,11 @@ int cli_each_slice(cli *c, slice_fn fn)
     out_set_null(&c->o, false);
     dk_file_close(f);
     dk_cache_close(dc);
+    if (rc == EXIT_OK && c->has_finding) {
+        out_flush(&c->o);
+        cli_errorf("%s: %s", path, c->finding);
+        rc = EXIT_BAD_INPUT;
+    }
     return rc;
 }
 

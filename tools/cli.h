@@ -27,6 +27,10 @@ typedef struct cli {
     int jobs;
     bool all, pointers, selectors, lazy, sign, allow_unresolved, verbose;
     out o;
+    /* A finding to report after complete output (resolve --all, verify): the
+     * command printed its report and still exits 1 with this message. */
+    bool has_finding;
+    char finding[512];
 } cli;
 
 /* Exit statuses (interface.md). */
@@ -40,6 +44,9 @@ typedef dk_status (*slice_fn)(cli *c, dk_macho *m, const dk_slice *s, dk_error *
  * document frame ("schema", "file", "slices").  Returns an exit status.
  */
 int cli_each_slice(cli *c, slice_fn fn);
+
+/** Record a finding: output stays complete, the command exits 1 with MSG on stderr. */
+void cli_finding(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Print "dyldkit: WHAT: message" to stderr. */
 void cli_error(const char *what, const dk_error *err);

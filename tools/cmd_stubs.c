@@ -43,7 +43,7 @@ static int stub_cb(void *ctx, const dk_stub *s)
         if (s->has_slot) o_u64(o, "slot", s->slot);
         else o_null(o, "slot");
         if (s->has_slot && s->slot_section >= 0) o_str(o, "slot_section", sect_name(x->m, s->slot_section, b1, sizeof b1));
-        const char *sym = s->symbol ? s->symbol : s->bind_symbol;
+        const char *sym = s->symbol;
         if (s->kind == DK_STUB_OBJC_MSGSEND && !sym && s->selector) {
             char name[512];
             snprintf(name, sizeof name, "_objc_msgSend$%s", s->selector);
@@ -57,7 +57,7 @@ static int stub_cb(void *ctx, const dk_stub *s)
             o_str(o, "bind_kind", dk_fixup_kind_name(s->bind_kind));
             o_i64(o, "addend", s->addend);
             o_bool(o, "weak_import", s->weak_import);
-            if (s->bind_symbol && sym && strcmp(s->bind_symbol, sym) != 0) o_str(o, "bind_symbol", s->bind_symbol);
+            o_str(o, "bind_symbol", s->bind_symbol);
         } else {
             o_null(o, "ordinal");
             o_null(o, "dylib");
@@ -408,7 +408,7 @@ static dk_status resolve_all(cli *c, dk_macho *m, dk_imageset *set, dk_error *er
         o_printf(o, "%zu imports, %zu unresolved, %zu missing weak imports\n", x.v.len, unresolved, weak_missing);
     }
     cli_vec_free(&x.v);
-    if (unresolved) return cli_fail(err, DK_E_NOTFOUND, "%zu import%s could not be resolved", unresolved, unresolved == 1 ? "" : "s");
+    if (unresolved) cli_finding(c, "%zu import%s could not be resolved", unresolved, unresolved == 1 ? "" : "s");
     return DK_OK;
 }
 
