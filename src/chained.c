@@ -309,15 +309,17 @@ dk_status dk_macho_chained_imports(dk_macho *m, const dk_chained_import **out, s
         }
         }
         if (e->name_offset >= poolsize || !memchr(pool + e->name_offset, 0, poolsize - e->name_offset)) {
-            free(imps);
-            return dk_fail(err, DK_E_MALFORMED, "chained fixups at offset 0x%x: imports[%u].name_offset 0x%x out of range (symbol pool is 0x%x bytes)",
-                           h->dataoff, i, e->name_offset, poolsize);
+            st = dk_fail(err, DK_E_MALFORMED, "chained fixups at offset 0x%x: imports[%u].name_offset 0x%x out of range (symbol pool is 0x%x bytes)",
+                         h->dataoff, i, e->name_offset, poolsize);
+            free(imps); /* after formatting: E points into IMPS */
+            return st;
         }
         e->name = pool + e->name_offset;
         if (e->lib_ordinal < -3 || (e->lib_ordinal > 0 && (size_t)e->lib_ordinal > m->ndylibs)) {
+            st = dk_fail(err, DK_E_MALFORMED, "chained fixups at offset 0x%x: imports[%u] (%s) has library ordinal %d but only %zu dylibs",
+                         h->dataoff, i, e->name, e->lib_ordinal, m->ndylibs);
             free(imps);
-            return dk_fail(err, DK_E_MALFORMED, "chained fixups at offset 0x%x: imports[%u] (%s) has library ordinal %d but only %zu dylibs",
-                           h->dataoff, i, e->name, e->lib_ordinal, m->ndylibs);
+            return st;
         }
     }
     m->imports = imps;
@@ -348,13 +350,12 @@ static dk_status deliver(chain_walk *w, dk_chain_item *item)
 }
 
 /* Walk one chain that starts at byte OFFSET of page PAGE of segment SEG. */
-static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t page, uint32_t offset)
+static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t page, uint64_t page_addr, uint32_t offset)
 {
     dk_macho *m = w->m;
     const dk_segment *seg = &m->segs[s->seg_index];
     unsigned stride = dk_pointer_format_stride(s->pointer_format);
     unsigned width = format_is64(s->pointer_format) ? 8 : 4; /* may straddle the page end, as dyld allows */
-    uint64_t page_addr = seg->vmaddr + (uint64_t)page * s->page_size;
     for (;;) {
         uint64_t addr = page_addr + offset;
         uint64_t raw;
@@ -407,6 +408,10 @@ static dk_status walk_all(chain_walk *w)
     uint32_t fo = h->dataoff;
     if (h->seg_count > m->nsegs)
         return dk_fail(w->err, DK_E_MALFORMED, "chained fixups at offset 0x%x: seg_count (%u) exceeds the number of segments (%zu)", fo,
+                       h->seg_count, m->nsegs);
+    /* dyld allows fewer only when the missing last segment is __CTF (inserted by ctf_insert after linking) */
+    if (h->seg_count < m->nsegs && strcmp(m->segs[m->nsegs - 1].segname, "__CTF") != 0)
+        return dk_fail(w->err, DK_E_MALFORMED, "chained fixups at offset 0x%x: seg_count (%u) does not match the number of segments (%zu)", fo,
                        h->seg_count, m->nsegs);
     w->seg_addrs = malloc(sizeof(uint64_t) * (m->nsegs ? m->nsegs : 1));
     if (!w->seg_addrs) return dk_fail(w->err, DK_E_NOMEM, "out of memory");
@@ -467,6 +472,7 @@ static dk_status walk_all(chain_walk *w)
         uint32_t max_overflow = (s.size - 22) / 2;
         for (uint32_t pg = 0; pg < s.page_count && !st; pg++) {
             uint16_t start = dk_le16(p + 22 + 2 * (size_t)pg);
+            uint64_t page_addr = m->segs[i].vmaddr + (uint64_t)pg * s.page_size;
             dk_chain_item pi = {DK_CHAIN_PAGE, &s, pg, start, NULL, 0};
             if ((st = deliver(w, &pi))) break;
             if (start == DYLD_CHAINED_PTR_START_NONE) continue;
@@ -487,7 +493,7 @@ static dk_status walk_all(chain_walk *w)
                                      fo, i, pg, off);
                         break;
                     }
-                    if ((st = walk_chain(w, &s, pg, off))) break;
+                    if ((st = walk_chain(w, &s, pg, page_addr, off))) break;
                     first = false;
                     last = off;
                     if (e & DYLD_CHAINED_PTR_START_LAST) break;
@@ -499,7 +505,7 @@ static dk_status walk_all(chain_walk *w)
                                  fo, i, pg, start, s.page_size);
                     break;
                 }
-                st = walk_chain(w, &s, pg, start);
+                st = walk_chain(w, &s, pg, page_addr, start);
             }
         }
     }
@@ -542,11 +548,8 @@ static dk_status walk_section_starts(chain_walk *w, const dk_section *sec)
         uint64_t segoff = addr - m->segs[seg].vmaddr;
         uint64_t remain = m->segs[seg].vmsize - segoff;
         s.page_size = remain > 0xFFFF ? 0xFFFF : (uint16_t)remain;
-        /* walk_chain addresses pages from the segment start; emulate with page 0 at addr */
-        dk_segment saved = m->segs[seg];
-        m->segs[seg].vmaddr = addr;
-        st = walk_chain(w, &s, 0, 0);
-        m->segs[seg] = saved;
+        /* one "page" starting at the chain start */
+        st = walk_chain(w, &s, 0, addr, 0);
     }
     free(w->seg_addrs);
     w->seg_addrs = NULL;
