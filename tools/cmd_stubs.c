@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -431,6 +432,230 @@ static int cmd_resolve(cli *c)
     return cli_each_slice(c, do_resolve);
 }
 
+
+/* ----------------------------------------------------------------- verify */
+
+#define VERIFY_MAX_SHOWN 8
+
+typedef struct check {
+    const char *name;
+    size_t count, failed, warnings;
+    char shown[VERIFY_MAX_SHOWN][160];
+    size_t nshown;
+    char summary[200];
+} check;
+
+static void check_fail(check *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check_fail(check *k, const char *fmt, ...)
+{
+    k->failed++;
+    if (k->nshown >= VERIFY_MAX_SHOWN) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->shown[k->nshown++], sizeof k->shown[0], fmt, ap);
+    va_end(ap);
+}
+
+static bool writable_segment(const dk_segment *g)
+{
+    return (g->initprot & 2) || (g->flags & 0x10 /* SG_READ_ONLY: made writable while fixing up */) ||
+           strcmp(g->segname, "__DATA_CONST") == 0 || strcmp(g->segname, "__AUTH_CONST") == 0;
+}
+
+typedef struct verify_ctx {
+    dk_macho *m;
+    check *fix;
+    size_t nsegs;
+    const dk_segment *segs;
+} verify_ctx;
+
+static int verify_fixup(void *ctx, const dk_fixup *f)
+{
+    verify_ctx *v = ctx;
+    if (f->strong) return 0;
+    v->fix->count++;
+    if (f->segment < 0 || (size_t)f->segment >= v->nsegs) {
+        check_fail(v->fix, "%s at 0x%llx is outside every segment", dk_fixup_kind_name(f->kind), (unsigned long long)f->address);
+        return 0;
+    }
+    const dk_segment *g = &v->segs[f->segment];
+    if (f->type > 1) {
+        v->fix->warnings++; /* i386 text relocations: dyld applies them by making __TEXT writable */
+        return 0;
+    }
+    if (!writable_segment(g))
+        check_fail(v->fix, "%s at 0x%llx lands in %s, which is not writable (%c%c%c)", dk_fixup_kind_name(f->kind),
+                   (unsigned long long)f->address, g->segname, (g->initprot & 1) ? 'r' : '-', (g->initprot & 2) ? 'w' : '-',
+                   (g->initprot & 4) ? 'x' : '-');
+    return 0;
+}
+
+typedef struct vstub_ctx {
+    dk_macho *m;
+    check *k;
+} vstub_ctx;
+
+static int verify_stub(void *ctx, const dk_stub *s)
+{
+    vstub_ctx *v = ctx;
+    v->k->count++;
+    size_t ns;
+    const dk_section *secs = dk_macho_sections(v->m, &ns);
+    if (s->kind == DK_STUB_UNKNOWN) {
+        check_fail(v->k, "stub 0x%llx (%s): unrecognised instructions", (unsigned long long)s->address, s->symbol ? s->symbol : "?");
+        return 0;
+    }
+    if (!s->has_slot) {
+        if (s->kind == DK_STUB_ARM64_DIRECT || s->kind == DK_STUB_ARM64_BRANCH)
+            check_fail(v->k, "stub 0x%llx (%s) branches straight to 0x%llx instead of loading its own slot (cache-optimised)",
+                       (unsigned long long)s->address, s->symbol ? s->symbol : "?", (unsigned long long)s->target);
+        return 0;
+    }
+    if (s->slot_section < 0 || (size_t)s->slot_section >= ns) {
+        check_fail(v->k, "stub 0x%llx (%s) loads 0x%llx, outside this image's sections", (unsigned long long)s->address,
+                   s->symbol ? s->symbol : "?", (unsigned long long)s->slot);
+        return 0;
+    }
+    if (s->lazy_mismatch)
+        check_fail(v->k, "stub 0x%llx (%s): its helper pushes lazy-bind offset 0x%x, whose record binds another slot",
+                   (unsigned long long)s->address, s->symbol ? s->symbol : "?", s->lazy_bind_offset);
+    if (s->bound && s->symbol && s->bind_symbol && strcmp(s->symbol, s->bind_symbol) != 0 && s->kind != DK_STUB_OBJC_MSGSEND)
+        check_fail(v->k, "stub 0x%llx is for %s but its slot 0x%llx is bound to %s", (unsigned long long)s->address, s->symbol,
+                   (unsigned long long)s->slot, s->bind_symbol);
+    (void)secs;
+    return 0;
+}
+
+static void verify_selrefs(dk_macho *m, check *k)
+{
+    size_t ns;
+    const dk_section *secs = dk_macho_sections(m, &ns);
+    unsigned ptr = dk_macho_header(m)->is64 ? 8 : 4;
+    for (size_t i = 0; i < ns; i++) {
+        if (strcmp(secs[i].sectname, "__objc_selrefs") != 0) continue;
+        for (uint64_t a = secs[i].addr; a + ptr <= secs[i].addr + secs[i].size; a += ptr) {
+            k->count++;
+            dk_pointer p;
+            dk_error e;
+            if (dk_macho_read_pointer(m, a, &p, &e)) {
+                check_fail(k, "selector ref 0x%llx: %s", (unsigned long long)a, e.message);
+                continue;
+            }
+            if (p.kind == DK_PTR_BIND) {
+                check_fail(k, "selector ref 0x%llx is bound to %s in another image", (unsigned long long)a, p.symbol ? p.symbol : "?");
+                continue;
+            }
+            uint64_t t = p.value & 0x00FFFFFFFFFFFFFFull;
+            int si = dk_macho_section_at(m, t);
+            bool ok = si >= 0 && ((secs[si].flags & 0xff) == 2 /* S_CSTRING_LITERALS */ || strcmp(secs[si].sectname, "__objc_methname") == 0);
+            if (!ok) check_fail(k, "selector ref 0x%llx points at 0x%llx, not at a selector string of this image", (unsigned long long)a,
+                                (unsigned long long)t);
+        }
+    }
+}
+
+static void verify_binds(cli *c, dk_macho *m, check *k, dk_error *err)
+{
+    imports_ctx x = {{0}, NULL};
+    if (collect_imports(m, NULL, &x, err)) {
+        check_fail(k, "%s", err->message);
+        return;
+    }
+    import_rec *imps = x.v.data;
+    dk_imageset *set = NULL;
+    if (c->root && open_set(c, m, &set, err)) {
+        check_fail(k, "%s", err->message);
+        set = NULL;
+    }
+    for (size_t i = 0; i < x.v.len; i++) {
+        k->count++;
+        if (!dk_macho_ordinal_name(m, imps[i].ordinal)) {
+            check_fail(k, "%s binds with library ordinal %d, which names no dylib", imps[i].symbol, imps[i].ordinal);
+            continue;
+        }
+        if (!set) continue;
+        dk_resolved r;
+        dk_error e = {0};
+        dk_status st = dk_imageset_resolve(set, 0, imps[i].ordinal, imps[i].symbol, NULL, NULL, &r, &e);
+        if (st && imps[i].weak_import) k->warnings++;
+        else if (st) check_fail(k, "%s", e.message);
+    }
+    snprintf(k->summary, sizeof k->summary, "%zu imports name a dependent dylib%s", x.v.len,
+             set ? " and resolve under the root" : " (pass --root to resolve them)");
+    dk_imageset_close(set);
+    cli_vec_free(&x.v);
+}
+
+static void emit_check(out *o, const check *k)
+{
+    if (o->json) {
+        o_obj(o, NULL);
+        o_str(o, "name", k->name);
+        o_bool(o, "ok", k->failed == 0);
+        o_u64(o, "count", k->count);
+        o_u64(o, "failed", k->failed);
+        o_u64(o, "warnings", k->warnings);
+        o_str(o, "summary", k->summary);
+        o_arr(o, "failures");
+        for (size_t i = 0; i < k->nshown; i++) o_str(o, NULL, k->shown[i]);
+        o_arr_end(o);
+        o_obj_end(o);
+        return;
+    }
+    o_printf(o, "%s%-4s%s  %-8s %s", k->failed ? c_warn(o) : c_sym(o), k->failed ? "FAIL" : "ok", c_off(o), k->name, k->summary);
+    if (k->failed) o_printf(o, " — %zu of %zu fail", k->failed, k->count);
+    if (k->warnings) o_printf(o, " (%zu warning%s)", k->warnings, k->warnings == 1 ? "" : "s");
+    o_printf(o, "\n");
+    for (size_t i = 0; i < k->nshown; i++) o_printf(o, "        %s\n", k->shown[i]);
+    if (k->failed > k->nshown) o_printf(o, "        ... and %zu more\n", k->failed - k->nshown);
+}
+
+static dk_status do_verify(cli *c, dk_macho *m, const dk_slice *sl, dk_error *err)
+{
+    (void)sl;
+    out *o = &c->o;
+    check k[5];
+    memset(k, 0, sizeof k);
+    k[0].name = "header";
+    k[1].name = "fixups";
+    k[2].name = "binds";
+    k[3].name = "stubs";
+    k[4].name = "selrefs";
+    /* header: a standalone image must not claim to live in a dyld cache */
+    k[0].count = 1;
+    if (dk_macho_header(m)->flags & 0x80000000u) check_fail(&k[0], "MH_DYLIB_IN_CACHE is set in a standalone image");
+    snprintf(k[0].summary, sizeof k[0].summary, "mach header and load commands valid");
+    verify_ctx v = {m, &k[1], 0, NULL};
+    v.segs = dk_macho_segments(m, &v.nsegs);
+    dk_status st = dk_macho_foreach_fixup(m, verify_fixup, &v, err);
+    if (st) return st; /* a fixup stream that does not decode is malformed input */
+    snprintf(k[1].summary, sizeof k[1].summary, "%zu fixups land in writable or data-const segments", k[1].count);
+    verify_binds(c, m, &k[2], err);
+    vstub_ctx vs = {m, &k[3]};
+    if ((st = dk_macho_foreach_stub(m, verify_stub, &vs, err))) return st;
+    snprintf(k[3].summary, sizeof k[3].summary, "%zu stubs load their own slots", k[3].count);
+    verify_selrefs(m, &k[4]);
+    snprintf(k[4].summary, sizeof k[4].summary, "%zu selector references point at this image's selector strings", k[4].count);
+    size_t failed = 0;
+    if (o->json) o_arr(o, "checks");
+    for (int i = 0; i < 5; i++) {
+        emit_check(o, &k[i]);
+        failed += k[i].failed != 0;
+    }
+    if (o->json) {
+        o_arr_end(o);
+        o_bool(o, "ok", failed == 0);
+    }
+    if (failed) cli_finding(c, "%zu check%s failed", failed, failed == 1 ? "" : "s");
+    return DK_OK;
+}
+
+static int cmd_verify(cli *c)
+{
+    if (c->npos != 1) return cli_usage(c, "verify takes one FILE");
+    return cli_each_slice(c, do_verify);
+}
+
 const command cmds_stubs[] = {
     {"stubs", cmd_stubs, "[--json] [--arch A] FILE", MACHO_OPTS, "every stub: slot, symbol, binding, stub helper",
      "Decode every stub (__stubs, __auth_stubs, __symbol_stub, __picsymbolstub4,\n"
@@ -445,5 +670,11 @@ const command cmds_stubs[] = {
      "@executable_path under --root DIR) -> export trie, through re-exports and\n"
      "umbrellas, to the defining image and address.  --all resolves every import\n"
      "and lists the unresolved ones (exit 1 if any non-weak import is missing).\n"},
+    {"verify", cmd_verify, "[--json] [--arch A] [--root DIR] [-L DIR]... FILE", MACHO_OPTS ",root=,L=",
+     "static checks that an image is loadable",
+     "Check that every fixup lands in a writable or data-const segment, every\n"
+     "bind names a dependent dylib (and, with --root, that it exports the\n"
+     "symbol), every stub loads its own slot, and every selector reference\n"
+     "points at a selector string of this image.  Exit 1 if any check fails.\n"},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
