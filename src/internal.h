@@ -102,8 +102,10 @@ static inline bool dk_sleb(const uint8_t **p, const uint8_t *end, int64_t *out)
     do {
         if (q >= end) return false;
         b = *q++;
-        if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
-        else if ((b & 0x7f) != 0 && (b & 0x7f) != 0x7f) return false;
+        uint8_t slice = b & 0x7f;
+        /* the 10th byte holds bit 63, the sign: the rest of it must repeat the sign (as in LLVM) */
+        if (shift == 63 && slice != 0 && slice != 0x7f) return false;
+        if (shift < 64) v |= (uint64_t)slice << shift;
         shift += 7;
         if (shift > 70) return false;
     } while (b & 0x80);
