@@ -33,6 +33,7 @@ struct dk_imageset {
     char **libdirs;
     size_t nlibdirs;
     char *arch;
+    bool no_filesystem;
     img *imgs;
     size_t n, cap;
 };
@@ -48,6 +49,7 @@ dk_status dk_imageset_new(const dk_imageset_opts *o, dk_imageset **out, dk_error
     bool bad = false;
     if (o && o->root) bad |= !(s->root = strdup(o->root));
     if (o && o->arch) bad |= !(s->arch = strdup(o->arch));
+    if (o) s->no_filesystem = o->no_filesystem;
     if (o && o->nlibdirs) {
         s->libdirs = calloc(o->nlibdirs, sizeof(char *));
         bad |= !s->libdirs;
@@ -278,7 +280,7 @@ dk_status dk_imageset_load_dependency(dk_imageset *s, int from, int ordinal, int
             return DK_OK;
         }
     char path[PATH_MAX];
-    if (!find_path(s, from, name, path, sizeof path)) {
+    if (s->no_filesystem || !find_path(s, from, name, path, sizeof path)) {
         s->imgs[from].deps[ordinal - 1] = -2;
         return dk_fail(err, DK_E_NOTFOUND, "dependency %s of %s not found%s%s", name, s->imgs[from].install_name,
                        s->root ? " under " : "", s->root ? s->root : "");

@@ -266,7 +266,7 @@ static dk_status collect_imports(dk_macho *m, const char *want, imports_ctx *x, 
 
 static dk_status open_set(cli *c, dk_macho *m, dk_imageset **set, dk_error *err)
 {
-    dk_imageset_opts opts = {c->root, c->libdirs, (size_t)c->nlibdirs, dk_macho_arch(m)};
+    dk_imageset_opts opts = {c->root, c->libdirs, (size_t)c->nlibdirs, dk_macho_arch(m), false};
     dk_status st = dk_imageset_new(&opts, set, err);
     if (st) return st;
     int idx;

@@ -84,6 +84,7 @@ typedef struct dk_imageset_opts {
     const char *const *libdirs;   /* extra directories searched by basename (-L) */
     size_t nlibdirs;
     const char *arch;             /* slice to pick from universal dylibs (default: the main image's) */
+    bool no_filesystem;           /* dependencies only among images already in the set (cache builder) */
 } dk_imageset_opts;
 
 /** One image of the set. */
