@@ -311,34 +311,33 @@ static dk_status open_file(dk_cache *c, dk_cache_file *f, const char *path, cons
     dk_status st = map_path(path, &f->data, &f->size, err);
     if (st) return st;
     if (f->size < 0x20)
-        return FAIL(err, "%s: dyld_cache_header: file too small (%llu bytes)", f->name, (unsigned long long)f->size);
+        return FAIL(err, "dyld_cache_header: file too small (%llu bytes)", (unsigned long long)f->size);
     const uint8_t *p = f->data;
     if (memcmp(p, "dyld_v1", 7) != 0 || !memchr(p, 0, 16))
-        return FAIL(err, "%s: dyld_cache_header: bad magic at offset 0 (not a dyld shared cache)", f->name);
+        return FAIL(err, "dyld_cache_header: bad magic at offset 0 (not a dyld shared cache)");
     uint32_t mo = dk_le32(p + 0x10);
     if (mo < 0x20)
-        return FAIL(err, "%s: dyld_cache_header: mappingOffset (0x%x) smaller than the smallest header (0x20)", f->name, mo);
+        return FAIL(err, "dyld_cache_header: mappingOffset (0x%x) smaller than the smallest header (0x20)", mo);
     if (mo > f->size)
-        return FAIL(err, "%s: dyld_cache_header: mappingOffset (0x%x) past the end of the file (0x%llx)", f->name, mo,
+        return FAIL(err, "dyld_cache_header: mappingOffset (0x%x) past the end of the file (0x%llx)", mo,
                     (unsigned long long)f->size);
     decode_header(p, &f->header);
     const dk_cache_header *h = &f->header;
 
     uint32_t n = h->mappingCount;
     if (n > DK_MAX_CACHE_MAPPINGS)
-        return FAIL(err, "%s: dyld_cache_header: mappingCount %u exceeds the limit (%u)", f->name, n, DK_MAX_CACHE_MAPPINGS);
+        return FAIL(err, "dyld_cache_header: mappingCount %u exceeds the limit (%u)", n, DK_MAX_CACHE_MAPPINGS);
     if (!dk_range_ok(mo, (uint64_t)n * 32, f->size))
-        return FAIL(err, "%s: dyld_cache_mapping_info[%u] at offset 0x%x extends past the end of the file (0x%llx)", f->name,
+        return FAIL(err, "dyld_cache_mapping_info[%u] at offset 0x%x extends past the end of the file (0x%llx)",
                     n, mo, (unsigned long long)f->size);
     const uint8_t *ws = NULL;
     uint32_t wn = 0;
     if (has_field(mo, 0x13C, 4) && h->mappingWithSlideCount) {
         wn = h->mappingWithSlideCount;
         if (wn != n)
-            return FAIL(err, "%s: dyld_cache_header: mappingWithSlideCount (%u) differs from mappingCount (%u)", f->name, wn, n);
+            return FAIL(err, "dyld_cache_header: mappingWithSlideCount (%u) differs from mappingCount (%u)", wn, n);
         if (!dk_range_ok(h->mappingWithSlideOffset, (uint64_t)wn * 56, f->size))
-            return FAIL(err, "%s: dyld_cache_mapping_and_slide_info[%u] at offset 0x%x extends past the end of the file (0x%llx)",
-                        f->name, wn, h->mappingWithSlideOffset, (unsigned long long)f->size);
+            return FAIL(err, "dyld_cache_mapping_and_slide_info[%u] at offset 0x%x extends past the end of the file (0x%llx)", wn, h->mappingWithSlideOffset, (unsigned long long)f->size);
         ws = p + h->mappingWithSlideOffset;
     }
     if (!add_mappings) return DK_OK;
@@ -361,18 +360,16 @@ static dk_status open_file(dk_cache *c, dk_cache_file *f, const char *path, cons
         m->index_in_file = i;
         uint64_t moff = mo + (uint64_t)i * 32;
         if (!dk_range_ok(m->fileOffset, m->size, f->size))
-            return FAIL(err, "%s: dyld_cache_mapping_info[%u] at offset 0x%llx: fileOffset+size (0x%llx+0x%llx) past the end of the file (0x%llx)",
-                        f->name, i, (unsigned long long)moff, (unsigned long long)m->fileOffset,
+            return FAIL(err, "dyld_cache_mapping_info[%u] at offset 0x%llx: fileOffset+size (0x%llx+0x%llx) past the end of the file (0x%llx)", i, (unsigned long long)moff, (unsigned long long)m->fileOffset,
                         (unsigned long long)m->size, (unsigned long long)f->size);
         if (m->size && m->address + m->size < m->address)
-            return FAIL(err, "%s: dyld_cache_mapping_info[%u] at offset 0x%llx: address+size wraps around", f->name, i,
+            return FAIL(err, "dyld_cache_mapping_info[%u] at offset 0x%llx: address+size wraps around", i,
                         (unsigned long long)moff);
         if (ws) {
             const uint8_t *w = ws + (uint64_t)i * 56;
             uint64_t woff = h->mappingWithSlideOffset + (uint64_t)i * 56;
             if (dk_le64(w) != m->address || dk_le64(w + 8) != m->size || dk_le64(w + 16) != m->fileOffset)
-                return FAIL(err, "%s: dyld_cache_mapping_and_slide_info[%u] at offset 0x%llx does not describe the same range as dyld_cache_mapping_info[%u]",
-                            f->name, i, (unsigned long long)woff, i);
+                return FAIL(err, "dyld_cache_mapping_and_slide_info[%u] at offset 0x%llx does not describe the same range as dyld_cache_mapping_info[%u]", i, (unsigned long long)woff, i);
             m->slideInfoFileOffset = dk_le64(w + 24);
             m->slideInfoFileSize = dk_le64(w + 32);
             m->flags = dk_le64(w + 40);
@@ -387,7 +384,7 @@ static dk_status open_file(dk_cache *c, dk_cache_file *f, const char *path, cons
         dk_cache_mapping *m = &c->maps[f->first_mapping + i];
         if (!m->slideInfoFileOffset) continue;
         if (m->slideInfoFileSize < 4 || !dk_range_ok(m->slideInfoFileOffset, m->slideInfoFileSize, f->size))
-            return FAIL(err, "%s: mapping %u: slide info (offset 0x%llx, size 0x%llx) is not inside the file (0x%llx)", f->name,
+            return FAIL(err, "mapping %u: slide info (offset 0x%llx, size 0x%llx) is not inside the file (0x%llx)",
                         f->first_mapping + i, (unsigned long long)m->slideInfoFileOffset,
                         (unsigned long long)m->slideInfoFileSize, (unsigned long long)f->size);
         m->slide_version = dk_le32(p + m->slideInfoFileOffset);
@@ -487,6 +484,7 @@ static dk_status open_subcaches(dk_cache *c, const char *base, dk_error *err)
         free(path);
         if (st) {
             if (st == DK_E_IO) dk_error_prefix(err, "sub-cache %u: ", i);
+            else dk_error_prefix(err, "sub-cache %s: ", f->name);
             return st;
         }
         f->vm_offset = dk_le64(e + 16);
@@ -515,6 +513,7 @@ static dk_status open_symbols(dk_cache *c, const char *base, dk_error *err)
     free(path);
     if (st) {
         if (st == DK_E_IO) dk_error_prefix(err, "symbols file: ");
+        else dk_error_prefix(err, "symbols file %s: ", c->symbols->name);
         return st;
     }
     return check_uuid(c->symbols, h->symbolFileUUID, "symbolFileUUID", err);

@@ -176,7 +176,15 @@ int dk__segment_for_fileoff(const dk_macho *m, uint64_t off, uint64_t size)
 const uint8_t *dk__linkedit(const dk_macho *m, uint64_t off, uint64_t size)
 {
     if (!m->in_cache) return dk_range_ok(off, size, m->size) ? m->data + off : NULL;
-    int si = dk__segment_for_fileoff(m, off, size);
+    /* In a split cache each segment's fileoff is an offset in its own file, so
+     * __TEXT and the shared __LINKEDIT can cover the same numbers: LINKEDIT
+     * offsets are looked up in __LINKEDIT first. */
+    int si = -1;
+    for (size_t i = 0; i < m->nsegs && si < 0; i++)
+        if (strcmp(m->segs[i].segname, "__LINKEDIT") == 0 && off >= m->segs[i].fileoff &&
+            dk_range_ok(off - m->segs[i].fileoff, size, m->segs[i].filesize))
+            si = (int)i;
+    if (si < 0) si = dk__segment_for_fileoff(m, off, size);
     if (si < 0 || !m->seg_data[si]) return NULL;
     uint64_t rel = off - m->segs[si].fileoff;
     if (!dk_range_ok(rel, size, m->seg_avail[si])) return NULL;
