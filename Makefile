@@ -18,7 +18,21 @@ CFLAGS    ?= $(OPT) -g
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(WERROR)
 CPPFLAGS  += -Iinclude -D_GNU_SOURCE
 ALLCFLAGS  = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
-LDLIBS    += -lpthread
+LDLIBS    += -lpthread -lm
+# unicorn runs arm64 code for `dyldkit call` (libunicorn-dev, found with
+# pkg-config); without it `call` runs x86_64 code only.
+UNICORN_LIBS := $(shell pkg-config --libs unicorn 2>/dev/null)
+ifneq ($(strip $(UNICORN_LIBS)),)
+CPPFLAGS  += -DDK_HAVE_UNICORN $(shell pkg-config --cflags unicorn 2>/dev/null)
+LDLIBS    += $(UNICORN_LIBS)
+endif
+# capstone lets the cache builder fix x86_64 RIP-relative code
+# (libcapstone-dev); without it x86_64 caches are refused.
+CAPSTONE_LIBS := $(shell pkg-config --libs capstone 2>/dev/null)
+ifneq ($(strip $(CAPSTONE_LIBS)),)
+CPPFLAGS  += -DDK_HAVE_CAPSTONE $(shell pkg-config --cflags capstone 2>/dev/null)
+LDLIBS    += $(CAPSTONE_LIBS)
+endif
 
 LIB_SRC   := $(wildcard src/*.c)
 TOOL_SRC  := $(wildcard tools/*.c)

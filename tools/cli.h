@@ -101,5 +101,6 @@ extern const command cmds_stubs[];  /* cmd_stubs.c: stubs resolve verify */
 extern const command cmds_objc[];   /* cmd_objc.c: objc */
 extern const command cmds_cache[];  /* cmd_cache.c: cache ... */
 extern const command cmds_call[];   /* cmd_call.c: call */
+extern const command cmds_build[];  /* cmd_build.c: cache build */
 
 #endif

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const command *const groups[] = {cmds_macho, cmds_stubs, cmds_objc, cmds_cache, cmds_call};
+static const command *const groups[] = {cmds_macho, cmds_stubs, cmds_objc, cmds_cache, cmds_build, cmds_call};
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
 static void print_usage(FILE *f)
@@ -61,7 +61,8 @@ static int parse_args(cli *c, const command *cmd, int argc, char **argv)
     bool only_pos = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (only_pos || a[0] != '-' || a[1] == 0) {
+        /* "-7" is a (negative number) argument, never an option: `call LIB negate -7` */
+        if (only_pos || a[0] != '-' || a[1] == 0 || (a[1] >= '0' && a[1] <= '9')) {
             if (c->npos >= CLI_MAX_POS) return cli_usage(c, "too many arguments");
             c->pos[c->npos++] = a;
             continue;
@@ -82,6 +83,7 @@ static int parse_args(cli *c, const command *cmd, int argc, char **argv)
             if (strcmp(a, "-L") == 0) name = "L";
             else if (strcmp(a, "-o") == 0) name = "o";
             else if (strcmp(a, "-j") == 0) name = "j";
+            else if (strcmp(a, "-v") == 0) name = "v";
             else if (strncmp(a, "-j", 2) == 0 && a[2]) { name = "j"; val = a + 2; }
             else return cli_usage(c, "%s: unknown option '%s'", cmd->name, a);
         } else {
@@ -111,7 +113,7 @@ static int parse_args(cli *c, const command *cmd, int argc, char **argv)
         } else if (strcmp(name, "format") == 0) c->format = val;
         else if (strcmp(name, "fixups") == 0) c->fixups_mode = val;
         else if (strcmp(name, "ret") == 0) c->ret = val;
-        else if (strcmp(name, "symbols-file") == 0) c->symbols_file = val;
+        else if (strcmp(name, "symbols-file") == 0) c->symbols_file = val ? val : "";
         else if (strcmp(name, "slide") == 0) c->slide = val;
         else if (strcmp(name, "j") == 0 || strcmp(name, "jobs") == 0) {
             uint64_t n;

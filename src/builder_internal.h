@@ -1,0 +1,173 @@
+/* The cache builder's state, shared by src/builder*.c. */
+#ifndef DYLDKIT_BUILDER_INTERNAL_H
+#define DYLDKIT_BUILDER_INTERNAL_H
+
+#include "macho_internal.h"
+#include "writer.h"
+
+#include "dyldkit/builder.h"
+#include "dyldkit/stubs.h"
+
+/* Regions of the cache, in layout order.  Each non-empty region is one mapping. */
+enum {
+    R_TEXT,
+    R_DATA_CONST,
+    R_DATA,
+    R_DATA_DIRTY,
+    R_AUTH_CONST,
+    R_AUTH,
+    R_LINKEDIT,
+    R_COUNT
+};
+
+/* dyld_cache_mapping_and_slide_info.flags */
+#define DK_MAPPING_AUTH_DATA 1u
+#define DK_MAPPING_DIRTY_DATA 2u
+#define DK_MAPPING_CONST_DATA 4u
+
+/* One input segment and where it goes. */
+typedef struct bseg {
+    int region;          /* R_* */
+    uint64_t old_addr, old_size;
+    uint64_t new_addr;
+    uint8_t *out;        /* its bytes in the region buffer (old_size bytes, rounded up) */
+} bseg;
+
+/* A pointer the cache carries (slide info describes it). */
+typedef struct slide_ptr {
+    uint64_t addr;       /* unslid location */
+    uint64_t target;     /* unslid target, high8 not included */
+    uint8_t high8;
+    bool auth;
+    uint8_t key;
+    uint16_t diversity;
+    bool addr_div;
+} slide_ptr;
+
+/* An import the cache keeps as a bind (unresolved, --allow-unresolved). */
+typedef struct kept_bind {
+    uint64_t addr;       /* new location */
+    int ordinal;
+    const char *symbol;
+    int64_t addend;
+    bool weak_import;
+    dk_fixup_kind kind;
+} kept_bind;
+
+/* A use of an export by a client, for the patch table. */
+typedef struct patch_use {
+    uint32_t client;     /* image index of the user */
+    uint32_t target_image;
+    uint64_t impl;       /* new address of the export */
+    const char *name;
+    uint64_t use;        /* new address of the pointer */
+    int64_t addend;
+    bool weak_import;
+    bool auth;
+    uint8_t key;
+    uint16_t diversity;
+    bool addr_div;
+    uint8_t high8;
+} patch_use;
+
+typedef struct bimage {
+    const char *path;
+    dk_file *file;
+    dk_macho *m;
+    const char *install_name;
+    int set_index;       /* in the image set */
+    bseg *segs;          /* one per input segment */
+    size_t nsegs;
+    int text_seg, linkedit_seg;
+    uint64_t new_base;   /* new address of the mach header */
+    uint8_t *hdr;        /* its mach header in the TEXT region buffer */
+    kept_bind *kept;
+    size_t nkept, capkept;
+    /* LINKEDIT products (offsets within the LINKEDIT region) */
+    uint64_t symoff, nsyms, nextdef, nundef, nlocals_total;
+    uint64_t indirect_off;
+    uint32_t nindirect;
+    uint64_t trie_off, trie_size;
+    uint64_t fstarts_off, fstarts_size;
+    uint64_t dic_off, dic_size;
+    uint64_t bind_off, bind_size, lazy_off, lazy_size, weak_off, weak_size;
+    uint32_t local_start, local_count;   /* in the local-symbols nlist array */
+    uint32_t path_offset;                /* file offset of its path string (main file) */
+} bimage;
+
+typedef struct region {
+    const char *name;
+    uint64_t addr, size;         /* VM range */
+    uint8_t *buf;                /* size bytes */
+    uint32_t prot;
+    uint32_t flags;              /* DK_MAPPING_* */
+    int file;                    /* 0 main, 1 data sub-cache, 2 linkedit sub-cache */
+    uint64_t file_off;           /* offset of the mapping's first byte in its file */
+    uint64_t map_addr, map_size; /* the mapping (may start earlier to cover a sub-cache header) */
+    slide_ptr *ptrs;
+    size_t nptrs, capptrs;
+    dk_buf slide;                /* encoded slide info */
+    uint64_t slide_file_off;
+} region;
+
+typedef struct builder {
+    const dk_build_opts *o;
+    dk_error *err;
+    dk_build_stats *stats;
+    const char *arch;
+    uint32_t cputype, cpusubtype;
+    bool arm64, arm64e, x86_64, is64;
+    unsigned ptr;                /* pointer size */
+    uint64_t page;               /* VM page size (segment alignment) */
+    uint64_t base;               /* sharedRegionStart */
+    int slide_version;
+    bimage *imgs;
+    size_t nimgs;
+    dk_imageset *set;
+    region regions[R_COUNT];
+    /* header area at the start of TEXT */
+    uint64_t header_size;        /* mappingOffset */
+    uint64_t header_area;        /* header + tables + paths, page aligned */
+    /* ObjC */
+    uint64_t selstr_addr, selstr_size;   /* the shared selector strings (in TEXT) */
+    uint64_t objc_opt_addr;              /* ObjCOptimizationHeader (format 1042) */
+    uint8_t *selstr_out;
+    struct objc_state *objc;             /* builder_objc.c's coalescing state */
+    /* LINKEDIT */
+    dk_buf linkedit;
+    dk_buf strings;              /* merged string pool (placed in LINKEDIT) */
+    dk_buf locals_nlist, locals_strings;
+    patch_use *uses;
+    size_t nuses, capuses;
+    uint64_t patch_addr, patch_size, dylibs_trie_addr, dylibs_trie_size;
+} builder;
+
+/* builder.c */
+void bld_warn(builder *b, const char *fmt, ...) DK_PRINTF(2, 3);
+/** New address for OLD in image I (segment-relative translation); false if OLD is in no segment. */
+bool bld_xlate(const builder *b, const bimage *im, uint64_t old, uint64_t *out);
+/** Bytes at new address A (any region), or NULL. */
+uint8_t *bld_at(builder *b, uint64_t a, uint64_t size);
+/** Record a pointer for slide info. */
+dk_status bld_add_ptr(builder *b, const slide_ptr *p);
+/** Write a pointer-sized value at new address A. */
+void bld_write_ptr(builder *b, uint64_t a, uint64_t value);
+
+/* builder_fixups.c */
+dk_status bld_apply_fixups(builder *b);
+dk_status bld_fix_code(builder *b);
+
+/* builder_objc.c */
+dk_status bld_objc_plan(builder *b, uint64_t *bytes);
+dk_status bld_objc_apply(builder *b);
+/** Old target OLD of image IMAGE moved by coalescing: its new address. */
+bool bld_objc_override(const builder *b, size_t image, uint64_t old_target, uint64_t *new_target);
+void bld_objc_free(builder *b);
+
+/* builder_linkedit.c */
+dk_status bld_linkedit(builder *b);
+
+/* builder_slide.c */
+dk_status bld_slide_encode(builder *b, region *r);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * Cache builder, Objective-C: selector uniquing.  Every image's
+ * __TEXT,__objc_methname strings are coalesced into one shared buffer in the
+ * TEXT mapping (SectionCoalescer in Apple's builder); every pointer into them
+ * (selector references, pointer method-list names, ivar names) is redirected;
+ * relative method lists get their selector offsets rewritten (format 1042:
+ * offsets from the shared selector base with flag 0x40000000, as
+ * CacheDylib::convertObjCMethodListsToOffsets does; format 832: still through
+ * their selector references, re-aimed for the new layout); every image's
+ * __objc_imageinfo gets the optimized-by-dyld bit; the image's own copy of
+ * the strings is cleared (coalesced away).
+ */
+#include "builder_internal.h"
+#include "strpool.h"
+
+#define RELATIVE_LIST 0x80000000u
+#define SELECTORS_ARE_OFFSETS 0x40000000u
+#define OPTIMIZED_BY_DYLD (1u << 3)
+
+/* One image's methname section: [old_lo, old_hi) and, per byte, its shared offset. */
+typedef struct methname {
+    size_t image;
+    uint64_t old_lo, old_hi;
+    uint32_t *offsets;
+} methname;
+
+typedef struct objc_state {
+    dk_strpool pool;     /* the shared selector strings, exactly as written to the cache */
+    methname *secs;
+    size_t nsecs;
+} objc_state;
+
+dk_status bld_objc_plan(builder *b, uint64_t *bytes)
+{
+    *bytes = 0;
+    objc_state *o = calloc(1, sizeof *o);
+    if (!o) return dk_fail(b->err, DK_E_NOMEM, "out of memory");
+    b->objc = o;
+    for (size_t i = 0; i < b->nimgs; i++) {
+        dk_macho *m = b->imgs[i].m;
+        size_t nsect;
+        const dk_section *secs = dk_macho_sections(m, &nsect);
+        for (size_t s = 0; s < nsect; s++) {
+            if (strcmp(secs[s].sectname, "__objc_methname") != 0 || !secs[s].size) continue;
+            const uint8_t *p = dk_macho_read(m, secs[s].addr, secs[s].size);
+            if (!p) continue;
+            methname *ms = realloc(o->secs, (o->nsecs + 1) * sizeof *ms);
+            if (!ms) return dk_fail(b->err, DK_E_NOMEM, "out of memory");
+            o->secs = ms;
+            methname *mn = &o->secs[o->nsecs++];
+            mn->image = i;
+            mn->old_lo = secs[s].addr;
+            mn->old_hi = secs[s].addr + secs[s].size;
+            mn->offsets = malloc(sizeof(uint32_t) * secs[s].size);
+            if (!mn->offsets) return dk_fail(b->err, DK_E_NOMEM, "out of memory");
+            uint64_t k = 0;
+            while (k < secs[s].size) {
+                const uint8_t *z = memchr(p + k, 0, secs[s].size - k);
+                size_t len = z ? (size_t)(z - (p + k)) : secs[s].size - k;
+                uint32_t off = dk_strpool_add(&o->pool, (const char *)p + k, len);
+                if (off == UINT32_MAX) return dk_fail(b->err, DK_E_NOMEM, "out of memory");
+                for (size_t q = 0; q <= len && k + q < secs[s].size; q++) mn->offsets[k + q] = off + (uint32_t)q;
+                k += len + 1;
+            }
+        }
+    }
+    b->stats->selectors = o->pool.count;
+    *bytes = o->pool.buf.len;
+    return DK_OK;
+}
+
+bool bld_objc_override(const builder *b, size_t image, uint64_t old, uint64_t *out)
+{
+    const objc_state *o = b->objc;
+    if (!o) return false;
+    for (size_t i = 0; i < o->nsecs; i++) {
+        const methname *mn = &o->secs[i];
+        if (mn->image != image || old < mn->old_lo || old >= mn->old_hi) continue;
+        *out = b->selstr_addr + mn->offsets[old - mn->old_lo];
+        return true;
+    }
+    return false;
+}
+
+void bld_objc_free(builder *b)
+{
+    objc_state *o = b->objc;
+    if (!o) return;
+    for (size_t i = 0; i < o->nsecs; i++) free(o->secs[i].offsets);
+    free(o->secs);
+    dk_strpool_free(&o->pool);
+    free(o);
+    b->objc = NULL;
+}
+
+/* Relative method lists (__objc_methlist): {u32 entsizeAndFlags; u32 count; {i32 name, types, imp}[]} back to back. */
+static dk_status rewrite_methlists(builder *b, bimage *im, size_t image)
+{
+    size_t nsect;
+    const dk_section *secs = dk_macho_sections(im->m, &nsect);
+    bool offsets = b->o->format == 1042;
+    for (size_t s = 0; s < nsect; s++) {
+        const dk_section *sec = &secs[s];
+        if (strcmp(sec->sectname, "__objc_methlist") != 0) continue;
+        const bseg *sg = &im->segs[sec->segment];
+        uint8_t *p = sg->out + (sec->addr - sg->old_addr);
+        uint64_t off = 0;
+        while (off + 8 <= sec->size) {
+            uint32_t flags = dk_le32(p + off), count = dk_le32(p + off + 4);
+            uint32_t entsize = flags & 0xFFFC;
+            if (!(flags & RELATIVE_LIST) || entsize != 12 || (uint64_t)count * 12 > sec->size - off - 8) {
+                off += 4; /* not a list header (alignment padding): resynchronise */
+                continue;
+            }
+            for (uint32_t e = 0; e < count; e++) {
+                uint64_t field = sec->addr + off + 8 + 12ull * e; /* the name field, old address */
+                uint8_t *fp = p + off + 8 + 12ull * e;
+                uint64_t selref = field + (uint64_t)(int64_t)(int32_t)dk_le32(fp);
+                uint64_t nselref, nfield;
+                if (!bld_xlate(b, im, selref, &nselref) || !bld_xlate(b, im, field, &nfield))
+                    return dk_fail(b->err, DK_E_MALFORMED, "%s: relative method list entry at 0x%llx names a selector reference outside the image",
+                                   im->install_name, (unsigned long long)field);
+                if (offsets) {
+                    /* the selector string the reference points at (already redirected) */
+                    const uint8_t *rp = bld_at(b, nselref, b->ptr);
+                    uint64_t str = rp ? (b->ptr == 8 ? dk_le64(rp) : dk_le32(rp)) & 0x00FFFFFFFFFFFFFFull : 0;
+                    if (str < b->selstr_addr || str >= b->selstr_addr + b->selstr_size)
+                        return dk_fail(b->err, DK_E_UNSUPPORTED, "%s: method list entry at 0x%llx: selector is not a coalesced string", im->install_name,
+                                       (unsigned long long)field);
+                    dk_wr32le(fp, (uint32_t)(str - b->selstr_addr));
+                } else {
+                    dk_wr32le(fp, (uint32_t)(int32_t)(int64_t)(nselref - nfield));
+                }
+            }
+            if (offsets) dk_wr32le(p + off, flags | SELECTORS_ARE_OFFSETS);
+            off += 8 + 12ull * count;
+        }
+    }
+    (void)image;
+    return DK_OK;
+}
+
+dk_status bld_objc_apply(builder *b)
+{
+    objc_state *o = b->objc;
+    dk_status st = DK_OK;
+    if (o && o->pool.buf.len) {
+        uint8_t *dst = bld_at(b, b->selstr_addr, o->pool.buf.len);
+        if (!dst) return dk_fail(b->err, DK_E_MALFORMED, "selector buffer outside the TEXT mapping");
+        memcpy(dst, o->pool.buf.data, o->pool.buf.len);
+        b->selstr_out = dst;
+        for (size_t i = 0; i < b->nimgs && !st; i++) st = rewrite_methlists(b, &b->imgs[i], i);
+        /* the images' own copies are coalesced away */
+        for (size_t i = 0; i < o->nsecs && !st; i++) {
+            bimage *im = &b->imgs[o->secs[i].image];
+            uint64_t n;
+            if (bld_xlate(b, im, o->secs[i].old_lo, &n)) {
+                uint8_t *p = bld_at(b, n, o->secs[i].old_hi - o->secs[i].old_lo);
+                if (p) memset(p, 0, o->secs[i].old_hi - o->secs[i].old_lo);
+            }
+        }
+    }
+    /* image info: optimized by dyld */
+    for (size_t i = 0; i < b->nimgs && !st; i++) {
+        bimage *im = &b->imgs[i];
+        const dk_section *ii = dk_macho_find_section(im->m, NULL, "__objc_imageinfo");
+        if (!ii || ii->size < 8) continue;
+        uint64_t n;
+        if (!bld_xlate(b, im, ii->addr, &n)) continue;
+        uint8_t *p = bld_at(b, n, 8);
+        if (p) dk_wr32le(p + 4, dk_le32(p + 4) | OPTIMIZED_BY_DYLD);
+    }
+    /* ObjCOptimizationHeader v2 (format 1042): the selector base for relative method lists */
+    if (!st && b->objc_opt_addr) {
+        uint8_t *h = bld_at(b, b->objc_opt_addr, 72);
+        if (h) {
+            memset(h, 0, 72);
+            dk_wr32le(h, 2);                                   /* version */
+            dk_wr64le(h + 48, b->selstr_addr - b->base);       /* relativeMethodSelectorBaseAddressOffset */
+            dk_wr64le(h + 56, b->selstr_size);                 /* relativeMethodSelectorBufferSize */
+        }
+    }
+    return st;
+}
