@@ -15,7 +15,7 @@
    or 1, never a signal, sanitizer report or hang; on exit 1 an empty stdout
    and one `dyldkit: FILE: ...` line.  Failing mutants are kept in
    $DK_BUILD/mutants/ for replay.  Environment: DK_SEED (default 20240611),
-   DK_MUTATIONS (default 2000).
+   DK_MUTATIONS (default 2000, divided by DK_SLOW/2 for sanitizer builds).
 
 Prints `corpus: N files ok` and `mutations: N mutants, seed S`.
 """
@@ -35,7 +35,9 @@ import dktest  # noqa: E402
 from test_malformed import COMMANDS, contract_problems, run_cmd  # noqa: E402
 
 SEED = int(os.environ.get("DK_SEED", "20240611"))
-MUTATIONS = int(os.environ.get("DK_MUTATIONS", "2000"))
+# Sanitizer builds (DK_SLOW > 1) run each process several times slower: fewer mutants keep the
+# pass to a few minutes there (set DK_MUTATIONS to choose).
+MUTATIONS = int(os.environ.get("DK_MUTATIONS", str(int(2000 / max(1.0, dktest.SLOW / 2)))))
 SAMPLE_FILES = 60          # files the mutants are drawn from
 MAX_SAMPLE_SIZE = 256 * 1024  # keep each run short
 
