@@ -49,18 +49,17 @@ static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1)
 bool bld_xlate(const builder *b, const bimage *im, uint64_t old, uint64_t *out)
 {
     (void)b;
-    for (size_t i = 0; i < im->nsegs; i++) {
-        const bseg *s = &im->segs[i];
-        if (s->region < 0 || !s->old_size) continue;
-        /* one past the end of a segment (section-end symbols) stays with it */
-        if (old >= s->old_addr && old - s->old_addr <= s->old_size) {
-            if (old - s->old_addr == s->old_size && i + 1 < im->nsegs && im->segs[i + 1].old_addr == old &&
-                im->segs[i + 1].region >= 0)
-                continue;
-            *out = s->new_addr + (old - s->old_addr);
-            return true;
+    /* inside a segment first; then one past the end of one (section-end symbols) */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < im->nsegs; i++) {
+            const bseg *s = &im->segs[i];
+            if (!s->old_size || old < s->old_addr) continue;
+            uint64_t d = old - s->old_addr;
+            if (pass == 0 ? d < s->old_size : d == s->old_size) {
+                *out = s->new_addr + d;
+                return true;
+            }
         }
-    }
     return false;
 }
 
