@@ -187,13 +187,19 @@ static int export_cb(void *ctx, const dk_export *e)
     return x->cb(x->ctx, &s);
 }
 
-/* The image's own nlists: the LC_DYSYMTAB local/extdef/undef ranges when present, else all. */
+/*
+ * The image's own nlists: the LC_DYSYMTAB local/extdef/undef ranges when
+ * present, else all of LC_SYMTAB.  Decoded here range by range (not through
+ * dk_macho_symbols) because a cache dylib's LC_SYMTAB may describe the whole
+ * shared symbol table, of which only its ranges are its own.
+ */
 static dk_status foreach_nlist(dk_macho *m, uint32_t image, dk_cache_symbol_cb cb, void *ctx, dk_error *err)
 {
-    const dk_symbol *syms;
-    size_t n;
-    dk_status st = dk_macho_symbols(m, &syms, &n, err);
-    if (st) return st;
+    if (!m->symtab.present) return DK_OK;
+    uint32_t n = m->symtab.nsyms, esize = m->hdr.is64 ? 16 : 12, strsize = m->symtab.strsize;
+    const char *strings = (const char *)dk__linkedit(m, m->symtab.stroff, strsize);
+    if (!strings && strsize)
+        return FAIL(err, "LC_SYMTAB: stroff 0x%x + strsize 0x%x not inside the image's LINKEDIT", m->symtab.stroff, strsize);
     uint64_t ranges[3][2] = {{0, n}, {0, 0}, {0, 0}};
     if (m->dysymtab.present) {
         ranges[0][0] = m->dysymtab.ilocalsym;
@@ -205,18 +211,29 @@ static dk_status foreach_nlist(dk_macho *m, uint32_t image, dk_cache_symbol_cb c
     }
     for (int r = 0; r < 3; r++) {
         if (ranges[r][1] > n)
-            return FAIL(err, "%s: LC_DYSYMTAB range %llu..%llu past the %zu symbols of LC_SYMTAB", dk_macho_name(m),
+            return FAIL(err, "LC_DYSYMTAB: symbols %llu..%llu past the %u symbols of LC_SYMTAB",
                         (unsigned long long)ranges[r][0], (unsigned long long)ranges[r][1], n);
-        for (uint64_t i = ranges[r][0]; i < ranges[r][1]; i++) {
+        uint64_t count = ranges[r][1] - ranges[r][0];
+        uint64_t first = (uint64_t)m->symtab.symoff + ranges[r][0] * esize;
+        const uint8_t *tab = count ? dk__linkedit(m, first, count * esize) : NULL;
+        if (count && !tab)
+            return FAIL(err, "LC_SYMTAB: nlists %llu..%llu (offset 0x%llx) not inside the image's LINKEDIT",
+                        (unsigned long long)ranges[r][0], (unsigned long long)ranges[r][1], (unsigned long long)first);
+        for (uint64_t i = 0; i < count; i++) {
+            const uint8_t *e = tab + i * esize;
             dk_cache_symbol s;
             memset(&s, 0, sizeof s);
             s.source = DK_CACHE_SYM_NLIST;
             s.image = image;
-            s.name = syms[i].name;
-            s.address = syms[i].value;
-            s.type = syms[i].type;
-            s.sect = syms[i].sect;
-            s.desc = syms[i].desc;
+            uint32_t strx = dk_rd32(m->be, e);
+            s.type = e[4];
+            s.sect = e[5];
+            s.desc = dk_rd16(m->be, e + 6);
+            s.address = esize == 16 ? dk_rd64(m->be, e + 8) : dk_rd32(m->be, e + 8);
+            if (strx >= strsize || !memchr(strings + strx, 0, strsize - strx))
+                return FAIL(err, "symbol %llu (nlist at offset 0x%llx): n_strx 0x%x is not a string in the table (strsize 0x%x)",
+                            (unsigned long long)(ranges[r][0] + i), (unsigned long long)(first + i * esize), strx, strsize);
+            s.name = strings + strx;
             if (cb(ctx, &s)) return DK_E_STOPPED;
         }
     }

@@ -34,12 +34,22 @@ static bool page_size_ok(uint32_t ps) { return ps >= 1024 && ps <= 65536 && (ps 
 
 static unsigned ctz64(uint64_t v)
 {
+    if (!v) return 64;
     unsigned n = 0;
     while (!(v & 1)) {
         v >>= 1;
         n++;
     }
     return n;
+}
+
+/* deltaShift = ctz(delta_mask) - 2 (a delta counts 4-byte units); false for a mask without one. */
+static bool delta_shift(const dk_slide_info *in, unsigned *shift)
+{
+    unsigned tz = ctz64(in->delta_mask);
+    if (tz < 2 || tz >= 64) return false;
+    *shift = tz - 2;
+    return true;
 }
 
 uint16_t dk_slide_page_start(const dk_slide_info *in, uint32_t i)
@@ -179,7 +189,8 @@ bool dk_slide_decode(const dk_slide_info *in, uint64_t address, uint64_t raw, dk
         p->target = raw;
         return true;
     case 2: {
-        unsigned shift = ctz64(in->delta_mask) - 2;
+        unsigned shift;
+        if (!delta_shift(in, &shift)) return false;
         if (in->pointer_size == 4) {
             uint32_t mask = (uint32_t)in->delta_mask, r32 = (uint32_t)raw;
             p->raw = r32;
@@ -212,7 +223,8 @@ bool dk_slide_decode(const dk_slide_info *in, uint64_t address, uint64_t raw, dk
         return true;
     case 4: {
         uint32_t mask = (uint32_t)in->delta_mask, r32 = (uint32_t)raw;
-        unsigned shift = ctz64(in->delta_mask) - 2;
+        unsigned shift;
+        if (!delta_shift(in, &shift)) return false;
         p->raw = r32;
         p->next = (r32 & mask) >> shift;
         uint32_t value = r32 & ~mask;

@@ -237,6 +237,13 @@ static void test_v2_64(void)
     /* unknown version */
     w32(blob, 7);
     CHECK(dk_slide_parse(&r, &in, &err) == DK_E_UNSUPPORTED);
+    /* the decoder alone, given a header that dk_slide_parse would reject, neither hangs nor shifts by a negative count */
+    in.version = 2;
+    in.delta_mask = 0;
+    CHECK(!dk_slide_decode(&in, MAP_ADDR, 0x180001000, &p));
+    in.delta_mask = 1;
+    in.pointer_size = 4;
+    CHECK(!dk_slide_decode(&in, MAP_ADDR, 0x1000, &p));
 }
 
 /* ------------------------------------------------------------- v2 32-bit */
