@@ -573,6 +573,20 @@ def check_corpus_pairs():
             done += 1
             R.ok(views[0] == views[1], "same-source pair %s[%s] / %s[%s]: names differ" % (pa, aa, pb, ab))
     print("corpus same-source pairs: %d compared" % done, flush=True)
+    # An image inside a dyld shared cache (CACHE:IMAGE): rizin's hello program again, with
+    # relative method lists whose selectors are direct (flag 0x40000000), pointers decoded
+    # through slide info and NSObject read from libobjc's class_ro_t in the same cache.
+    cache = os.path.join(dktest.CORPUS, "dyld_caches", "dyld_shared_cache_arm64-macOS-objc")
+    hello = os.path.join(mach0, "mach0", "hello-macos-arm64")
+    if os.path.exists(cache) and os.path.exists(hello):
+        rc, doc, err = objc_json(cache + ":libhello-1.0.dylib")
+        rc2, doc2, err2 = objc_json(hello)
+        if R.ok(rc == 0 and rc2 == 0, "cache image objc: exit %d/%d: %s %s" % (rc, rc2, err.strip(), err2.strip())):
+            a, b = name_view(dktest.slices_of(doc)[0]), name_view(dktest.slices_of(doc2)[0])
+            R.ok(a["classes"] == b["classes"], "cache image Test class %s vs standalone %s" % (a["classes"], b["classes"]))
+        rc, doc, err = objc_json(cache + ":libobjc.A.dylib")
+        R.ok(rc == 0 and "NSObject" in names(doc["classes"]) and "NSObject" in names(doc["protocols"]),
+             "cache libobjc: exit %d %s" % (rc, err.strip()))
 
 
 # ------------------------------------------------------------ 3. malformed

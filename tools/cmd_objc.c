@@ -631,11 +631,40 @@ static void human_doc(cli *c, out *o, const dk_objc *objc, dk_objc_abi abi)
     }
 }
 
+/*
+ * For an image of a CACHE:IMAGE argument: the cache's selector base for relative
+ * method lists with direct selectors (objc_opt_t v16 / ObjCOptimizationHeader).
+ * The cache is the first prefix of ARG before a ':' that opens as one, as the
+ * argument was resolved; caches without the field leave OPTS untouched.
+ */
+static void cache_selector_base(const char *arg, dk_objc_options *opts)
+{
+    size_t len = strlen(arg);
+    char *prefix = malloc(len + 1);
+    if (!prefix) return;
+    for (const char *colon = strchr(arg, ':'); colon; colon = strchr(colon + 1, ':')) {
+        memcpy(prefix, arg, (size_t)(colon - arg));
+        prefix[colon - arg] = 0;
+        dk_cache *cache;
+        if (dk_cache_open(prefix, &cache, NULL) != DK_OK) continue;
+        dk_cache_objc_opt opt;
+        if (dk_cache_objc_opt_info(cache, &opt, NULL) == DK_OK && opt.selector_base) {
+            opts->has_selector_base = true;
+            opts->selector_base = opt.selector_base;
+        }
+        dk_cache_close(cache);
+        break;
+    }
+    free(prefix);
+}
+
 static dk_status do_objc(cli *c, dk_macho *m, const dk_slice *s, dk_error *err)
 {
     (void)s;
     dk_objc *objc;
-    dk_status st = dk_objc_open(m, NULL, &objc, err);
+    dk_objc_options opts = {0};
+    if (dk_macho_in_cache(m) && c->npos > 0) cache_selector_base(c->pos[0], &opts);
+    dk_status st = dk_objc_open(m, &opts, &objc, err);
     if (st) return st;
     dk_objc_abi abi = dk_objc_get_abi(objc);
     if (c->o.json) json_doc(&c->o, objc, abi);
@@ -657,7 +686,8 @@ const command cmds_objc[] = {
      "properties; categories (__objc_catlist); the objc_image_info flags.\n"
      "Pointers are read after fixups (classic opcodes or chained fixups, arm64e\n"
      "included): external classes are named by their bound _OBJC_CLASS_$_ symbol.\n"
-     "32-bit objc1 images (__OBJC segment) are decoded too.\n\n"
+     "32-bit objc1 images (__OBJC segment) are decoded too, and so is an image\n"
+     "inside a dyld shared cache given as CACHE:IMAGE.\n\n"
      "  --selectors  also list every selector reference (__objc_selrefs) with its\n"
      "               string, and the class, superclass and protocol references\n"
      "  --json       the document of docs/interface.md (`objc --json`)\n"},
