@@ -39,6 +39,11 @@ SEED = int(os.environ.get("DK_SEED", "20240611"))
 # pass to a few minutes there (set DK_MUTATIONS to choose).
 MUTATIONS = int(os.environ.get("DK_MUTATIONS", str(int(2000 / max(1.0, dktest.SLOW / 2)))))
 SAMPLE_FILES = 60          # files the mutants are drawn from
+# MANIFEST "exercises" tags the sample always covers, PER_STRATUM files each
+STRATA = ("chained-fixups:64_OFFSET", "chained-fixups:64", "chained-fixups:32", "chained-fixups:ARM64E",
+          "chained-fixups:ARM64E_USERLAND24", "arm64e-threaded-bind", "classic-dyld-info", "LC_DYLD_EXPORTS_TRIE",
+          "fat/universal", "static-archive", "kext")
+PER_STRATUM = 3
 MAX_SAMPLE_SIZE = 256 * 1024  # keep each run short
 
 # <mach/machine.h>: cputype -> {cpusubtype & ~CPU_SUBTYPE_MASK: name}, None = any subtype
@@ -273,7 +278,14 @@ def mutation_pass(rep, rows):
     pool = sorted((r for r in rows if int(r["size"]) <= MAX_SAMPLE_SIZE), key=lambda r: r["path"])
     if not pool:
         return
-    sample = random.Random(SEED).sample(pool, min(SAMPLE_FILES, len(pool)))
+    # a few files of every encoding the decoders walk, then random ones
+    rng = random.Random(SEED)
+    sample = []
+    for tag in STRATA:
+        have = [r for r in pool if tag in r.get("exercises", "") and r not in sample]
+        sample += rng.sample(have, min(PER_STRATUM, len(have)))
+    rest = [r for r in pool if r not in sample]
+    sample += rng.sample(rest, max(0, min(SAMPLE_FILES - len(sample), len(rest))))
     originals = {}
     for r in sample:
         with open(r["abspath"], "rb") as f:
