@@ -20,11 +20,12 @@ CPPFLAGS  += -Iinclude -D_GNU_SOURCE
 ALLCFLAGS  = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
 LDLIBS    += -lpthread -lm
 # unicorn runs arm64 code for `dyldkit call` (libunicorn-dev, found with
-# pkg-config); without it `call` runs x86_64 code only.
-UNICORN_LIBS := $(shell pkg-config --libs unicorn 2>/dev/null)
-ifneq ($(strip $(UNICORN_LIBS)),)
+# pkg-config); without it `call` runs x86_64 code only.  It is dlopen'ed on
+# first use (linking it would slow every dyldkit start by ~40 ms), so only
+# its header is needed at build time.
+ifeq ($(shell pkg-config --exists unicorn 2>/dev/null && echo yes),yes)
 CPPFLAGS  += -DDK_HAVE_UNICORN $(shell pkg-config --cflags unicorn 2>/dev/null)
-LDLIBS    += $(UNICORN_LIBS)
+LDLIBS    += -ldl
 endif
 # capstone lets the cache builder fix x86_64 RIP-relative code
 # (libcapstone-dev); without it x86_64 caches are refused.

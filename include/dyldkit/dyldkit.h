@@ -11,5 +11,6 @@
 #include "dyldkit/stubs.h"
 #include "dyldkit/objc.h"
 #include "dyldkit/cache.h"
+#include "dyldkit/loader.h"
 
 #endif
