@@ -79,7 +79,7 @@ size_t dk_loader_arch_max_args(const char *arch);
 
 /**
  * Load PATH and its dependencies, map them, apply every fixup and set up
- * thread-local variables.  Runs no guest code (but see resolver exports).
+ * thread-local variables.  Runs no guest code.
  * DK_E_NOTFOUND: a dependency, a symbol or the slice is missing;
  * DK_E_UNSUPPORTED: an architecture this host cannot run; DK_E_MALFORMED: the
  * image is damaged (a fixup outside its segments, a bad ordinal, ...).
@@ -140,8 +140,9 @@ dk_status dk_loader_call(dk_loader *l, uint64_t address, const uint64_t *args, s
  * Describe runtime address ADDRESS: "libfoo.dylib+0x8f0 (__TEXT,__text)",
  * "unresolved import _bar of libfoo.dylib (trap)", "host function _printf",
  * or "0x..." when it is nowhere known.  Writes at most SIZE bytes (NUL
- * included); returns true when the address belongs to the loader.  Safe to
- * call from a signal handler in the sense that it neither allocates nor locks.
+ * included); returns true when the address belongs to the loader.  It may
+ * read (and cache) symbol tables: call it after leaving a signal handler
+ * (siglongjmp), not inside one.
  */
 bool dk_loader_describe(const dk_loader *l, uint64_t address, char *buf, size_t size);
 
