@@ -124,13 +124,13 @@ dk_status dk__cache_images_init(dk_cache *c, dk_error *err)
 
 const dk_cache_image *dk_cache_images(const dk_cache *c, size_t *count)
 {
-    *count = c->nimages;
+    if (count) *count = c->nimages;
     return c->images;
 }
 
 const dk_cache_image_text *dk_cache_images_text(const dk_cache *c, size_t *count)
 {
-    *count = c->ntexts;
+    if (count) *count = c->ntexts;
     return c->texts;
 }
 
@@ -138,6 +138,21 @@ static const char *base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
+}
+
+typedef struct trie_find {
+    const char *path;
+    uint64_t index;
+    bool found;
+} trie_find;
+
+static int trie_find_cb(void *ctx, const char *path, uint64_t index)
+{
+    trie_find *t = ctx;
+    if (strcmp(path, t->path) != 0) return 0;
+    t->index = index;
+    t->found = true;
+    return 1;
 }
 
 dk_status dk_cache_find_image(const dk_cache *c, const char *name, size_t *index, dk_error *err)
@@ -159,13 +174,30 @@ dk_status dk_cache_find_image(const dk_cache *c, const char *name, size_t *index
             *index = i;
             return DK_OK;
         }
-    if (!strchr(name, '/')) {
+    if (strchr(name, '/')) {
+        /* a path only the dylibs trie knows (a symlink, as Apple's hasImagePath finds it) */
+        trie_find tf = {name, 0, false};
+        dk_cache_foreach_dylib_trie(c, trie_find_cb, &tf, NULL);
+        if (tf.found && tf.index < c->nimages) {
+            *index = (size_t)tf.index;
+            return DK_OK;
+        }
+    } else {
         for (int pass = 0; pass < 2; pass++)
             for (size_t i = 0; i < c->nimages; i++)
                 if (c->images[i].alias == (pass == 1) && strcmp(base_name(c->images[i].path), name) == 0) {
                     *index = i;
                     return DK_OK;
                 }
+        /* "libfoo" names libfoo.dylib / libfoo.A.dylib when nothing matched exactly */
+        size_t n = strlen(name);
+        for (size_t i = 0; i < c->nimages; i++) {
+            const char *b = base_name(c->images[i].path);
+            if (!c->images[i].alias && strncmp(b, name, n) == 0 && b[n] == '.') {
+                *index = i;
+                return DK_OK;
+            }
+        }
     }
     return dk_fail(err, DK_E_NOTFOUND, "no image named '%s' in the cache", name);
 }

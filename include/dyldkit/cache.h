@@ -234,8 +234,9 @@ const dk_cache_image *dk_cache_images(const dk_cache *cache, size_t *count);
 /** The image text table (imagesTextOffset), possibly empty. */
 const dk_cache_image_text *dk_cache_images_text(const dk_cache *cache, size_t *count);
 /**
- * Image named NAME: an install path (aliases resolve to their own row), a
- * basename ("libobjc.A.dylib"), or a decimal index.  DK_E_NOTFOUND if none.
+ * Image named NAME: an install path (aliases resolve to their own row; a path
+ * only the dylibs trie lists resolves to its trie entry), a basename
+ * ("libobjc.A.dylib"), or a decimal index.  DK_E_NOTFOUND if none.
  */
 dk_status dk_cache_find_image(const dk_cache *cache, const char *name, size_t *index, dk_error *err);
 

@@ -94,6 +94,8 @@ static void test_old_cache(void)
     CHECK(dk_cache_find_image(c, "1", &idx, &err) == DK_OK && idx == 1);
     CHECK(dk_cache_find_image(c, "2", &idx, &err) == DK_E_NOTFOUND);
     CHECK(dk_cache_find_image(c, "libz.dylib", &idx, &err) == DK_E_NOTFOUND);
+    CHECK(dk_cache_find_image(c, "/usr/lib/liba.dylib", &idx, &err) == DK_OK && idx == 0); /* only in the trie */
+    CHECK(dk_cache_find_image(c, "/usr/lib/libz.dylib", &idx, &err) == DK_E_NOTFOUND);
 
     /* the dylibs trie lists an alias path (liba.dylib) that is not in the image table */
     trie_rec t;
