@@ -241,7 +241,12 @@ static dk_status do_mappings(cli *c, dk_cache *dc, dk_error *err)
         o_arr_end(o);
         return DK_OK;
     }
-    o_printf(o, "%s%-3s %-36s %-18s %-12s %-12s %-7s %-6s %s%s\n", c_head(o), "#", "file", "address", "size",
+    int fw = 4;
+    for (size_t i = 0; i < n; i++) {
+        int l = (int)strlen(dk_cache_file_at(dc, m[i].file)->name);
+        if (l > fw) fw = l;
+    }
+    o_printf(o, "%s%-3s %-*s %-18s %-12s %-12s %-7s %-6s %s%s\n", c_head(o), "#", fw, "file", "address", "size",
              "file offset", "prot", "slide", "flags", c_off(o));
     for (size_t i = 0; i < n; i++) {
         char ip[4], mp[4], prot[8], slide[16], flags[160];
@@ -249,7 +254,7 @@ static dk_status do_mappings(cli *c, dk_cache *dc, dk_error *err)
         if (m[i].slide_version) snprintf(slide, sizeof slide, "v%u", m[i].slide_version);
         else snprintf(slide, sizeof slide, "-");
         mapping_flags_string(m[i].flags, flags, sizeof flags);
-        o_printf(o, "%-3zu %-36s %s0x%-16" PRIx64 "%s 0x%-10" PRIx64 " 0x%-10" PRIx64 " %-7s %-6s %s\n", i,
+        o_printf(o, "%-3zu %-*s %s0x%-16" PRIx64 "%s 0x%-10" PRIx64 " 0x%-10" PRIx64 " %-7s %-6s %s\n", i, fw,
                  dk_cache_file_at(dc, m[i].file)->name, c_addr(o), m[i].address, c_off(o), m[i].size, m[i].fileOffset,
                  prot, slide, flags);
     }
