@@ -119,6 +119,71 @@ static inline bool a64_ldr_w_literal(uint32_t insn, uint64_t pc, unsigned *rt, u
     return true;
 }
 
+/*
+ * Load register (literal): LDR Wt/Xt/St/Dt/Qt, LDRSW, PRFM label (±1 MiB).
+ * SIZE receives the access size (PRFM: 8); GPR is false for the SIMD forms
+ * and PRFM, whose Rt cannot serve as a base register.
+ */
+static inline bool a64_literal(uint32_t insn, uint64_t pc, unsigned *rt, uint64_t *addr, unsigned *size, bool *gpr)
+{
+    if ((insn & 0x3B000000u) != 0x18000000u) return false;
+    unsigned opc = insn >> 30;
+    bool v = (insn >> 26) & 1;
+    if (v && opc == 3) return false;
+    static const unsigned gsize[4] = {4, 8, 4, 8}, vsize[3] = {4, 8, 16};
+    *size = v ? vsize[opc] : gsize[opc];
+    *gpr = !v && opc != 3;
+    *rt = insn & 31;
+    *addr = pc + (uint64_t)(dk_sext64((insn >> 5) & 0x7FFFF, 19) * 4);
+    return true;
+}
+
+/* The same literal load with its target moved to TARGET (caller checks the range). */
+static inline uint32_t a64_enc_literal(uint32_t insn, uint64_t pc, uint64_t target)
+{
+    int64_t d = (int64_t)(target - pc) / 4;
+    return (insn & ~(0x7FFFFu << 5)) | (((uint32_t)d & 0x7FFFFu) << 5);
+}
+
+static inline bool a64_literal_in_range(uint64_t pc, uint64_t target)
+{
+    int64_t d = (int64_t)(target - pc);
+    return d >= -(1ll << 20) && d < (1ll << 20) && (d & 3) == 0;
+}
+
+/* The unsigned-offset form of a GPR literal load: LDR Wt|Xt / LDRSW Xt, [Xn, #byte_offset]. */
+static inline uint32_t a64_enc_load_uimm_of_literal(uint32_t literal, unsigned rn, uint32_t byte_offset)
+{
+    unsigned opc = literal >> 30, rt = literal & 31;
+    uint32_t base = opc == 0 ? 0xB9400000u : opc == 1 ? 0xF9400000u : 0xB9800000u;
+    unsigned size = opc == 1 ? 8 : 4;
+    return base | (((byte_offset / size) & 0xFFF) << 10) | ((rn & 31) << 5) | rt;
+}
+
+/* ADR Xd, label (±1 MiB, byte granular) */
+static inline bool a64_adr(uint32_t insn, uint64_t pc, unsigned *rd, uint64_t *addr)
+{
+    if ((insn & 0x9F000000u) != 0x10000000u) return false;
+    uint64_t immlo = (insn >> 29) & 3, immhi = (insn >> 5) & 0x7FFFF;
+    *rd = insn & 31;
+    *addr = pc + (uint64_t)dk_sext64((immhi << 2) | immlo, 21);
+    return true;
+}
+
+static inline uint32_t a64_enc_adr(unsigned rd, uint64_t pc, uint64_t target)
+{
+    uint32_t imm = (uint32_t)(int64_t)(target - pc) & 0x1FFFFF;
+    return 0x10000000u | ((imm & 3) << 29) | ((imm >> 2) << 5) | (rd & 31);
+}
+
+static inline bool a64_adr_in_range(uint64_t pc, uint64_t target)
+{
+    int64_t d = (int64_t)(target - pc);
+    return d >= -(1ll << 20) && d < (1ll << 20);
+}
+
+#define A64_NOP 0xD503201Fu
+
 /* BRK #imm */
 static inline bool a64_brk(uint32_t insn) { return (insn & 0xFFE0001Fu) == 0xD4200000u; }
 

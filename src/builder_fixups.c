@@ -214,6 +214,23 @@ static int seg_of(const bimage *im, uint64_t old)
 
 static int64_t seg_delta(const bseg *s) { return (int64_t)(s->new_addr - s->old_addr); }
 
+/* Where OLD (an address in IM) lands after layout; false when it is in no segment of IM. */
+static bool moved(const bimage *im, uint64_t old, int *seg, uint64_t *nw)
+{
+    int s = seg_of(im, old);
+    if (s < 0) return false;
+    *seg = s;
+    *nw = (uint64_t)((int64_t)old + seg_delta(&im->segs[s]));
+    return true;
+}
+
+/*
+ * PC-relative code that reaches another segment of its own image must follow
+ * that segment, which the cache layout moves away from __TEXT: ADRP (±4 GiB)
+ * is re-encoded; ADR and literal loads (±1 MiB) are re-encoded while in range,
+ * and otherwise, when the linker's LOH optimisation left a NOP beside them
+ * (adrp+add -> adr+nop, adrp+ldr -> nop+ldr), turned back into the ADRP pair.
+ */
 static dk_status fix_arm64_section(builder *b, bimage *im, const dk_section *sec, int si)
 {
     const bseg *ts = &im->segs[si];
@@ -221,22 +238,55 @@ static dk_status fix_arm64_section(builder *b, bimage *im, const dk_section *sec
     uint8_t *out = ts->out + (sec->addr - ts->old_addr);
     for (uint64_t off = 0; off + 4 <= sec->size; off += 4) {
         uint64_t pc = sec->addr + off;
-        uint32_t insn = dk_le32(out + off);
-        unsigned rd;
-        uint64_t page;
-        if (!a64_adrp(insn, pc, &rd, &page)) continue;
-        int ts2 = seg_of(im, page);
-        if (ts2 < 0 || ts2 == si) continue;
-        int64_t d = seg_delta(&im->segs[ts2]);
-        if (d == d_text) continue;
-        if (in_data_in_code(im, pc)) continue;
         uint64_t npc = (uint64_t)((int64_t)pc + d_text);
-        uint64_t npage = (uint64_t)((int64_t)page + d);
-        int64_t pages = ((int64_t)(npage & ~0xFFFull) - (int64_t)(npc & ~0xFFFull)) >> 12;
-        if (pages < -(1ll << 20) || pages >= (1ll << 20))
-            return dk_fail(b->err, DK_E_UNSUPPORTED, "%s: ADRP at 0x%llx cannot reach its segment after layout", im->install_name,
-                           (unsigned long long)pc);
-        dk_wr32le(out + off, a64_enc_adrp(rd, npc, npage));
+        uint32_t insn = dk_le32(out + off);
+        unsigned rd, size = 4;
+        uint64_t target, ntarget;
+        bool gpr = false;
+        int ts2;
+        if (a64_adrp(insn, pc, &rd, &target)) {
+            if (!moved(im, target, &ts2, &ntarget) || ts2 == si || seg_delta(&im->segs[ts2]) == d_text) continue;
+            if (in_data_in_code(im, pc)) continue;
+            int64_t pages = ((int64_t)(ntarget & ~0xFFFull) - (int64_t)(npc & ~0xFFFull)) >> 12;
+            if (pages < -(1ll << 20) || pages >= (1ll << 20))
+                return dk_fail(b->err, DK_E_UNSUPPORTED, "%s: ADRP at 0x%llx cannot reach its segment after layout", im->install_name,
+                               (unsigned long long)pc);
+            dk_wr32le(out + off, a64_enc_adrp(rd, npc, ntarget));
+            continue;
+        }
+        bool adr = a64_adr(insn, pc, &rd, &target);
+        bool lit = !adr && a64_literal(insn, pc, &rd, &target, &size, &gpr);
+        if (!adr && !lit) continue;
+        if (!moved(im, target, &ts2, &ntarget) || ts2 == si || seg_delta(&im->segs[ts2]) == d_text) continue;
+        if (in_data_in_code(im, pc)) continue;
+        if (adr && a64_adr_in_range(npc, ntarget)) {
+            dk_wr32le(out + off, a64_enc_adr(rd, npc, ntarget));
+            continue;
+        }
+        if (lit && a64_literal_in_range(npc, ntarget)) {
+            dk_wr32le(out + off, a64_enc_literal(insn, npc, ntarget));
+            continue;
+        }
+        /* out of range: rebuild the ADRP pair in the NOP's slot */
+        bool nop_before = off >= 4 && dk_le32(out + off - 4) == A64_NOP;
+        bool nop_after = off + 8 <= sec->size && dk_le32(out + off + 4) == A64_NOP;
+        uint64_t lo12 = ntarget & 0xFFF;
+        if (adr && nop_after) {
+            dk_wr32le(out + off, a64_enc_adrp(rd, npc, ntarget));
+            dk_wr32le(out + off + 4, a64_enc_add_imm(rd, rd, (uint32_t)lo12));
+            off += 4;
+            continue;
+        }
+        if (lit && gpr && lo12 % size == 0 && (nop_before || nop_after)) {
+            uint64_t at = nop_before ? off - 4 : off;
+            uint64_t apc = (uint64_t)((int64_t)(sec->addr + at) + d_text);
+            dk_wr32le(out + at, a64_enc_adrp(rd, apc, ntarget));
+            dk_wr32le(out + at + 4, a64_enc_load_uimm_of_literal(insn, rd, (uint32_t)lo12));
+            if (nop_after) off += 4;
+            continue;
+        }
+        return dk_fail(b->err, DK_E_UNSUPPORTED, "%s: %s at 0x%llx cannot reach 0x%llx after layout (no NOP beside it to make an ADRP pair)",
+                       im->install_name, adr ? "ADR" : "literal load", (unsigned long long)pc, (unsigned long long)target);
     }
     return DK_OK;
 }

@@ -2,11 +2,11 @@
  * Cache builder, LINKEDIT: one shared region for every image.
  *   [nlists: each image's exported then undefined symbols, one range per image]
  *   [indirect symbol tables] [export tries (rebuilt for the new layout),
- *   function starts, data in code, kept bind opcodes] [patch table v4]
+ *   function starts, data in code, kept bind opcodes] [patch table v1/v3]
  *   [dylibs trie] [the merged string pool, last]
  * Local symbols go to the unmapped local-symbols area (OptimizerLinkedit's
  * "unmapped locals"); the patch table lists every client use of every export
- * (common/CachePatching.h, dyld_cache_patch_info_v4).
+ * (common/CachePatching.h: dyld_cache_patch_info_v1 for 832, _v3 for 1042).
  */
 #include "builder_internal.h"
 #include "strpool.h"
@@ -251,9 +251,36 @@ static int use_cmp(const void *a, const void *b)
     return x->use < y->use ? -1 : x->use > y->use;
 }
 
-/* Patch table v4: per image, its exports used by other images, grouped by client. */
+/* The location bit-field: v1..v3 share one (high7, addend:5, auth, addrDiv, key:2,
+ * discriminator); v4 moved the fields and widened a regular pointer's addend to 23
+ * bits and added isWeakImport.  False when this version cannot hold the addend. */
+static bool loc_bits(const patch_use *pu, unsigned version, uint32_t *w)
+{
+    uint32_t high7 = (uint32_t)(pu->high8 >> 1);
+    if (version < 4) {
+        if (pu->addend < 0 || pu->addend >= 32) return false;
+        *w = high7 | ((uint32_t)pu->addend << 7) | ((uint32_t)pu->auth << 12) | ((uint32_t)pu->addr_div << 13) |
+             ((uint32_t)(pu->key & 3) << 14) | ((uint32_t)pu->diversity << 16);
+        return true;
+    }
+    if (pu->addend < 0 || pu->addend >= (1 << 23) || (pu->auth && pu->addend >= 32)) return false;
+    if (pu->auth)
+        *w = 1u | (high7 << 1) | ((uint32_t)pu->weak_import << 8) | ((uint32_t)pu->addend << 9) | ((uint32_t)pu->addr_div << 14) |
+             ((uint32_t)(pu->key >= 2) << 15) | ((uint32_t)pu->diversity << 16);
+    else
+        *w = (high7 << 1) | ((uint32_t)pu->weak_import << 8) | ((uint32_t)pu->addend << 9);
+    return true;
+}
+
+/*
+ * The patch table, in the version the cache format's dyld reads: v1 for the
+ * 832 layout (per image its used exports, each with every use in the cache),
+ * v3 for the 1042 layout (per image its used exports and, per client, the uses
+ * of each; GOT clients empty since the builder does not unique GOTs).
+ */
 static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint64_t base_off)
 {
+    unsigned version = b->o->format == 1042 ? 3 : 1;
     if (b->nuses) qsort(b->uses, b->nuses, sizeof *b->uses, use_cmp);
     dk_buf images = {0}, exports = {0}, clients = {0}, cexports = {0}, locs = {0};
     dk_strpool names = {0};
@@ -273,11 +300,40 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
         }
         for (size_t k = start; k < end; k++) {
             if (k == start || b->uses[k].impl != b->uses[k - 1].impl || strcmp(b->uses[k].name, b->uses[k - 1].name) != 0) {
-                dk_buf_u32(&exports, (uint32_t)(b->uses[k].impl - b->imgs[img].new_base));
-                dk_buf_u32(&exports, dk_strpool_cstr(&names, b->uses[k].name) & 0x0FFFFFFFu);
+                uint32_t name = dk_strpool_cstr(&names, b->uses[k].name);
+                if (version == 1) {
+                    /* dyld_cache_patchable_export_v1: cache offset of impl, locations range, name */
+                    size_t locstart = nlocs;
+                    for (size_t k2 = k; k2 < end && b->uses[k2].impl == b->uses[k].impl &&
+                                        strcmp(b->uses[k2].name, b->uses[k].name) == 0; k2++) {
+                        const patch_use *pu = &b->uses[k2];
+                        uint32_t w;
+                        if (!loc_bits(pu, version, &w)) {
+                            bld_warn(b, "%s: use of %s at 0x%llx has an addend the patch table cannot hold; not listed",
+                                     b->imgs[pu->client].install_name, pu->name, (unsigned long long)pu->use);
+                            continue;
+                        }
+                        dk_buf_u32(&locs, (uint32_t)(pu->use - b->base));
+                        dk_buf_u32(&locs, w);
+                        nlocs++;
+                    }
+                    dk_buf_u32(&exports, (uint32_t)(b->uses[k].impl - b->base));
+                    dk_buf_u32(&exports, (uint32_t)locstart);
+                    dk_buf_u32(&exports, (uint32_t)(nlocs - locstart));
+                    dk_buf_u32(&exports, name);
+                } else {
+                    dk_buf_u32(&exports, (uint32_t)(b->uses[k].impl - b->imgs[img].new_base));
+                    dk_buf_u32(&exports, name & 0x0FFFFFFFu);
+                }
                 nexports++;
             }
             export_of[k - start] = nexports - 1;
+        }
+        if (version == 1) {
+            free(export_of);
+            dk_buf_u32(&images, (uint32_t)first_export);
+            dk_buf_u32(&images, (uint32_t)(nexports - first_export));
+            continue;
         }
         /* clients of this image, ascending */
         size_t first_client = nclients;
@@ -291,18 +347,13 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
                 for (; k2 < end && export_of[k2 - start] == ex; k2++) {
                     const patch_use *pu = &b->uses[k2];
                     if (pu->client != client) continue;
-                    if (pu->addend < 0 || pu->addend >= (1 << 23) || (pu->auth && pu->addend >= 32)) {
+                    uint32_t w;
+                    if (!loc_bits(pu, version, &w)) {
                         bld_warn(b, "%s: use of %s at 0x%llx has an addend the patch table cannot hold; not listed", b->imgs[client].install_name,
                                  pu->name, (unsigned long long)pu->use);
                         continue;
                     }
                     dk_buf_u32(&locs, (uint32_t)(pu->use - b->imgs[client].new_base));
-                    uint32_t w;
-                    if (pu->auth)
-                        w = 1u | ((uint32_t)(pu->high8 >> 1) << 1) | ((uint32_t)pu->weak_import << 8) | ((uint32_t)pu->addend << 9) |
-                            ((uint32_t)pu->addr_div << 14) | ((uint32_t)(pu->key >= 2) << 15) | ((uint32_t)pu->diversity << 16);
-                    else
-                        w = ((uint32_t)(pu->high8 >> 1) << 1) | ((uint32_t)pu->weak_import << 8) | ((uint32_t)pu->addend << 9);
                     dk_buf_u32(&locs, w);
                     nlocs++;
                 }
@@ -327,8 +378,22 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
         dk_buf_u32(&images, (uint32_t)first_export);
         dk_buf_u32(&images, (uint32_t)(nexports - first_export));
     }
-    if (!st) {
-        /* header (dyld_cache_patch_info_v4 = v3 layout) then the arrays */
+    if (!st && version == 1) {
+        /* dyld_cache_patch_info_v1 then the arrays */
+        dk_buf_align(out, 8);
+        uint64_t at = out->len, va = region_addr + base_off;
+        uint64_t a_images = at + 64, a_exports = a_images + images.len, a_locs = a_exports + exports.len;
+        uint64_t a_names = a_locs + locs.len;
+        uint64_t f[8] = {va + a_images, b->nimgs, va + a_exports, nexports, va + a_locs, nlocs, va + a_names, names.buf.len};
+        for (int i = 0; i < 8; i++) dk_buf_u64(out, f[i]);
+        dk_buf_bytes(out, images.data, images.len);
+        dk_buf_bytes(out, exports.data, exports.len);
+        dk_buf_bytes(out, locs.data, locs.len);
+        dk_buf_bytes(out, names.buf.data, names.buf.len);
+        b->patch_addr = va + at;
+        b->patch_size = out->len - at;
+    } else if (!st) {
+        /* dyld_cache_patch_info_v3 then the arrays */
         size_t hdr = 8 + 12 * 8 + 6 * 8;
         dk_buf_align(out, 8);
         uint64_t at = out->len;
@@ -336,8 +401,8 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
         uint64_t a_cexports = a_clients + clients.len, a_locs = a_cexports + cexports.len, a_names = a_locs + locs.len;
         uint64_t a_got = a_names + names.buf.len;
         uint64_t va = region_addr + base_off;
-        dk_buf_u32(out, 4); /* patchTableVersion */
-        dk_buf_u32(out, 0); /* patchLocationVersion */
+        dk_buf_u32(out, version); /* patchTableVersion */
+        dk_buf_u32(out, 0);       /* patchLocationVersion */
         dk_buf_u64(out, va + a_images);
         dk_buf_u64(out, b->nimgs);
         dk_buf_u64(out, va + a_exports);
