@@ -624,7 +624,7 @@ const dk_cache_file *dk_cache_symbols_file(const dk_cache *c) { return c->symbol
 
 const dk_cache_mapping *dk_cache_mappings(const dk_cache *c, size_t *count)
 {
-    *count = c->nmaps;
+    if (count) *count = c->nmaps;
     return c->maps;
 }
 

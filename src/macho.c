@@ -87,22 +87,22 @@ uint64_t dk_macho_base_address(const dk_macho *m) { return m->base; }
 bool dk_macho_in_cache(const dk_macho *m) { return m->in_cache; }
 const dk_loadcmd *dk_macho_loadcmds(const dk_macho *m, size_t *count)
 {
-    *count = m->ncmds;
+    if (count) *count = m->ncmds;
     return m->cmds;
 }
 const dk_segment *dk_macho_segments(const dk_macho *m, size_t *count)
 {
-    *count = m->nsegs;
+    if (count) *count = m->nsegs;
     return m->segs;
 }
 const dk_section *dk_macho_sections(const dk_macho *m, size_t *count)
 {
-    *count = m->nsects;
+    if (count) *count = m->nsects;
     return m->sects;
 }
 const dk_dylib *dk_macho_dylibs(const dk_macho *m, size_t *count)
 {
-    *count = m->ndylibs;
+    if (count) *count = m->ndylibs;
     return m->dylibs;
 }
 const char *dk_macho_install_name(const dk_macho *m) { return m->install_name; }

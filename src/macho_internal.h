@@ -113,6 +113,10 @@ static inline unsigned dk__ptr_size(const dk_macho *m) { return m->hdr.is64 ? 8u
 /** Every fixup record at ADDRESS (rebase, bind, lazy bind...), from the sorted index. */
 dk_status dk__fixups_at(dk_macho *m, uint64_t address, const dk_fixup **first, size_t *count, dk_error *err);
 
+/** Decode the symbol stub of SIZE bytes P at ADDR for CPU (stubs.c): kind, slot or direct target. */
+struct dk_stub;
+void dk__stub_decode(uint32_t cpu, const uint8_t *p, uint64_t addr, uint32_t size, struct dk_stub *s);
+
 /** Walk the classic opcode streams (dyldinfo.c). */
 dk_status dk__dyldinfo_fixups(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *err);
 /** Walk chained fixups (chained.c). */

@@ -43,8 +43,12 @@ static void decode_stub(const dk_macho *m, uint64_t addr, uint32_t size, dk_stub
 {
     const uint8_t *p = dk_macho_read(m, addr, size);
     s->kind = DK_STUB_UNKNOWN;
-    if (!p) return;
-    uint32_t cpu = m->hdr.cputype;
+    if (p) dk__stub_decode(m->hdr.cputype, p, addr, size, s);
+}
+
+void dk__stub_decode(uint32_t cpu, const uint8_t *p, uint64_t addr, uint32_t size, dk_stub *s)
+{
+    s->kind = DK_STUB_UNKNOWN;
     if (cpu == CPU_TYPE_X86_64 && size >= 6 && p[0] == 0xFF && p[1] == 0x25) {
         s->kind = DK_STUB_X86_64;
         s->has_slot = true;
@@ -61,7 +65,7 @@ static void decode_stub(const dk_macho *m, uint64_t addr, uint32_t size, dk_stub
         }
         return;
     }
-    if (is_arm64(m) && size >= 12) {
+    if ((cpu == CPU_TYPE_ARM64 || cpu == CPU_TYPE_ARM64_32) && size >= 12) {
         uint32_t i0 = dk_le32(p), i1 = dk_le32(p + 4), i2 = dk_le32(p + 8);
         unsigned rd, rt, rn, rm, sz;
         uint64_t page;

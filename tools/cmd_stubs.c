@@ -548,6 +548,14 @@ static void verify_selrefs(dk_macho *m, check *k)
             uint64_t t = p.value & 0x00FFFFFFFFFFFFFFull;
             int si = dk_macho_section_at(m, t);
             bool ok = si >= 0 && ((secs[si].flags & 0xff) == 2 /* S_CSTRING_LITERALS */ || strcmp(secs[si].sectname, "__objc_methname") == 0);
+            if (!ok) {
+                /* libobjc keeps the cache's selector strings in its own read-only __OBJC_RO segment */
+                int g = dk_macho_segment_at(m, t);
+                const dk_segment *segs = dk_macho_segments(m, NULL);
+                const uint8_t *str = g >= 0 && !(segs[g].initprot & 2) ? dk_macho_read(m, t, 1) : NULL;
+                uint64_t room = str ? segs[g].vmaddr + segs[g].filesize - t : 0;
+                ok = str && memchr(str, 0, room) != NULL;
+            }
             if (!ok) check_fail(k, "selector ref 0x%llx points at 0x%llx, not at a selector string of this image", (unsigned long long)a,
                                 (unsigned long long)t);
         }
