@@ -102,5 +102,6 @@ extern const command cmds_objc[];   /* cmd_objc.c: objc */
 extern const command cmds_cache[];  /* cmd_cache.c: cache ... */
 extern const command cmds_call[];   /* cmd_call.c: call */
 extern const command cmds_build[];  /* cmd_build.c: cache build */
+extern const command cmds_extract[];/* cmd_extract.c: cache extract */
 
 #endif

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const command *const groups[] = {cmds_macho, cmds_stubs, cmds_objc, cmds_cache, cmds_build, cmds_call};
+static const command *const groups[] = {cmds_macho, cmds_stubs, cmds_objc, cmds_cache, cmds_extract, cmds_build, cmds_call};
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
 static void print_usage(FILE *f)

@@ -11,6 +11,8 @@
 #include "dyldkit/stubs.h"
 #include "dyldkit/objc.h"
 #include "dyldkit/cache.h"
+#include "dyldkit/extract.h"
+#include "dyldkit/builder.h"
 #include "dyldkit/loader.h"
 
 #endif

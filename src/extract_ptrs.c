@@ -1,0 +1,440 @@
+/*
+ * Extractor: classify every pointer of the image.  The cache pre-bound every
+ * pointer to an absolute address and describes it only by slide info; here
+ * each becomes a rebase (target inside the image), a bind (target in another
+ * image: named by the patch table entry for that very location when the
+ * cache has one, else by the target image's export trie -- exact address, or
+ * the export just below with an addend), or a rebase to a copy of a string
+ * the cache coalesced outside every image.  Binds the cache kept as opcodes
+ * (old builders, unresolved imports) are carried over as they are.
+ */
+#include "extract_internal.h"
+
+/* ------------------------------------------------------------ export maps */
+
+static int xexport_cmp(const void *a, const void *b)
+{
+    const xexport *x = a, *y = b;
+    if (x->address != y->address) return x->address < y->address ? -1 : 1;
+    /* prefer regular over weak definitions, then a stable order */
+    if ((x->flags & DK_EXPORT_WEAK) != (y->flags & DK_EXPORT_WEAK)) return (x->flags & DK_EXPORT_WEAK) ? 1 : -1;
+    return x->name < y->name ? -1 : x->name > y->name;
+}
+
+typedef struct exp_build {
+    ximage_exports *e;
+    dk_vec v;
+    bool oom;
+} exp_build;
+
+static int collect(void *ctx, const dk_export *e)
+{
+    exp_build *b = ctx;
+    if (e->flags & (DK_EXPORT_REEXPORT | DK_EXPORT_ABSOLUTE)) return 0;
+    xexport *x = dk_vec_push(&b->v, sizeof *x);
+    uint32_t name = dk_strpool_cstr(&b->e->names, e->name);
+    if (!x || name == UINT32_MAX) {
+        b->oom = true;
+        return 1;
+    }
+    x->address = e->address;
+    x->name = name;
+    x->flags = e->flags;
+    return 0;
+}
+
+dk_status x_extractor_exports(dk_extractor *x, size_t image, const ximage_exports **out, dk_error *err)
+{
+    if (image >= x->nimages) return dk_fail(err, DK_E_ARG, "image %zu out of range", image);
+    pthread_mutex_lock(&x->lock);
+    ximage_exports *e = &x->exports[image];
+    if (!e->done) {
+        dk_macho *m;
+        exp_build b = {e, {0}, false};
+        e->status = dk_cache_open_image(x->c, image, &m, err);
+        if (!e->status) {
+            e->status = dk_macho_foreach_export(m, collect, &b, err);
+            if (b.oom) e->status = dk_fail(err, DK_E_NOMEM, "out of memory");
+            dk_macho_close(m);
+        }
+        if (!e->status) {
+            e->v = b.v.data;
+            e->n = b.v.len;
+            if (e->n) qsort(e->v, e->n, sizeof *e->v, xexport_cmp);
+        } else {
+            dk_vec_free(&b.v);
+        }
+        e->done = true;
+    }
+    dk_status st = e->status;
+    pthread_mutex_unlock(&x->lock);
+    if (st && st != DK_E_NOTFOUND) return dk_fail(err, st, "exports of image %zu cannot be read", image);
+    *out = e; /* an image without an export trie has an empty map */
+    return DK_OK;
+}
+
+bool x_name_address(xstate *s, size_t image, uint64_t addr, const char **name, int64_t *addend)
+{
+    const ximage_exports *e = NULL;
+    if (x_extractor_exports(s->x, image, &e, NULL) || !e || !e->n) return false;
+    size_t lo = 0, hi = e->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (e->v[mid].address <= addr) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == 0) return false;
+    const xexport *x = &e->v[lo - 1];
+    /* all exports at that address: the first (regular) one */
+    while (lo - 1 > 0 && e->v[lo - 2].address == x->address) {
+        lo--;
+        x = &e->v[lo - 1];
+    }
+    if (x->address != addr) {
+        /* &symbol[n]: only inside the export's own section, and never into code */
+        dk_cache_location a, b;
+        if (dk_cache_lookup(s->c, addr, &a, NULL) || dk_cache_lookup(s->c, x->address, &b, NULL)) return false;
+        if (a.image != b.image || strcmp(a.segment, b.segment) != 0 || strcmp(a.section, b.section) != 0) return false;
+        if (strcmp(a.section, "__text") == 0 || strstr(a.section, "stub") != NULL) return false;
+    }
+    *name = (const char *)e->names.buf.data + x->name;
+    *addend = (int64_t)(addr - x->address);
+    return true;
+}
+
+/* A dependency export in (ADDR, ADDR + 4096]: ADDR names it with a negative addend. */
+bool x_name_below(xstate *s, uint64_t addr, size_t *image, const char **name, int64_t *addend)
+{
+    size_t n;
+    dk_cache_images(s->c, &n);
+    uint64_t best = UINT64_MAX;
+    for (size_t j = 0; j < n; j++) {
+        if (!s->reach[j]) continue;
+        const ximage_exports *e = NULL;
+        if (x_extractor_exports(s->x, j, &e, NULL) || !e || !e->n) continue;
+        size_t lo = 0, hi = e->n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (e->v[mid].address <= addr) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < e->n && e->v[lo].address - addr <= 4096 && e->v[lo].address - addr < best) {
+            best = e->v[lo].address - addr;
+            *image = j;
+            *name = (const char *)e->names.buf.data + e->v[lo].name;
+            *addend = -(int64_t)best;
+        }
+    }
+    return best != UINT64_MAX;
+}
+
+/* ------------------------------------------------------------ patch uses */
+
+typedef struct use_build {
+    dk_vec v;
+    bool oom;
+} use_build;
+
+static int collect_use(void *ctx, const dk_cache_patch *p)
+{
+    use_build *b = ctx;
+    if (p->event != DK_PATCH_USE || p->client < 0) return 0;
+    xuse *u = dk_vec_push(&b->v, sizeof *u);
+    if (!u) {
+        b->oom = true;
+        return 1;
+    }
+    u->location = p->location;
+    u->client = (uint32_t)p->client;
+    u->image = p->image;
+    u->name = p->export_name;
+    u->addend = p->addend;
+    u->weak_import = p->weak_import;
+    return 0;
+}
+
+static int use_cmp(const void *a, const void *b)
+{
+    const xuse *x = a, *y = b;
+    return x->location < y->location ? -1 : x->location > y->location;
+}
+
+static const xuse *find_use(xstate *s, uint64_t location)
+{
+    dk_extractor *x = s->x;
+    pthread_mutex_lock(&x->lock);
+    if (!x->uses_done) {
+        use_build b = {{0}, false};
+        dk_status st = dk_cache_foreach_patch(x->c, -1, collect_use, &b, NULL);
+        if (st || b.oom) {
+            dk_vec_free(&b.v); /* no (usable) patch table: exports name everything */
+        } else {
+            x->uses = b.v.data;
+            x->nuses = b.v.len;
+            if (x->nuses) qsort(x->uses, x->nuses, sizeof *x->uses, use_cmp);
+        }
+        x->uses_done = true;
+    }
+    pthread_mutex_unlock(&x->lock);
+    size_t lo = 0, hi = x->nuses;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (x->uses[mid].location < location) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < x->nuses && x->uses[lo].location == location && x->uses[lo].client == s->index) return &x->uses[lo];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ the pass */
+
+typedef struct kept {
+    dk_vec v; /* uint64 addresses already bound by kept opcodes */
+} kept;
+
+static int collect_kept(void *ctx, const dk_fixup *f)
+{
+    xstate *s = ctx;
+    if (f->kind == DK_FIXUP_REBASE || f->strong) return 0;
+    xfix x;
+    memset(&x, 0, sizeof x);
+    x.addr = f->address;
+    x.kind = f->kind == DK_FIXUP_LAZY_BIND ? XF_LAZY : XF_BIND;
+    x.ordinal = f->kind == DK_FIXUP_WEAK_BIND ? -3 : f->ordinal;
+    x.symbol = f->symbol;
+    x.addend = f->addend;
+    x.weak_import = f->weak_import;
+    return x_add_fix(s, &x) ? 1 : 0;
+}
+
+static int addr_cmp(const void *a, const void *b)
+{
+    const xfix *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static bool covered(const xfix *kept_fixes, size_t n, uint64_t addr)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (kept_fixes[mid].addr < addr) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && kept_fixes[lo].addr == addr;
+}
+
+/* A C string at ADDR somewhere in the cache, copied into the image; UINT32_MAX if none. */
+static uint32_t copy_string(xstate *s, uint64_t addr)
+{
+    uint64_t avail;
+    const uint8_t *p = dk_cache_read(s->c, addr, 1, &avail);
+    if (!p) return UINT32_MAX;
+    if (avail > 65536) avail = 65536;
+    const uint8_t *z = memchr(p, 0, avail);
+    if (!z) return UINT32_MAX;
+    return dk_strpool_add(&s->strings, (const char *)p, (size_t)(z - p));
+}
+
+static void put_value(xstate *s, uint64_t addr, uint64_t v)
+{
+    uint8_t *p = x_at(s, addr, s->ptr);
+    if (!p) return;
+    if (s->ptr == 8) dk_wr64le(p, v);
+    else dk_wr32le(p, (uint32_t)v);
+}
+
+static dk_status classify(xstate *s, const dk_vec *wrefs);
+
+/* The name of this image's exported weak definition at ADDR, or NULL. */
+static const char *own_weak_def(xstate *s, uint64_t addr)
+{
+    const ximage_exports *e = NULL;
+    if (x_extractor_exports(s->x, s->index, &e, NULL) || !e || !e->n) return NULL;
+    size_t lo = 0, hi = e->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (e->v[mid].address < addr) lo = mid + 1;
+        else hi = mid;
+    }
+    for (; lo < e->n && e->v[lo].address == addr; lo++)
+        if (e->v[lo].flags & DK_EXPORT_WEAK) return (const char *)e->names.buf.data + e->v[lo].name;
+    return NULL;
+}
+
+static int cstr_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The image's own undefined symbols marked N_WEAK_REF, sorted (the patch tables of
+   the 832 and 1042 formats do not say which uses were weak imports). */
+static dk_status weak_refs(xstate *s, dk_vec *out)
+{
+    const dk_symbol *syms;
+    size_t n;
+    dk_status st = dk_macho_symbols(s->m, &syms, &n, s->err);
+    if (st) return st;
+    for (size_t i = 0; i < n; i++) {
+        if ((syms[i].type & (N_STAB | N_TYPE)) != N_UNDF || !(syms[i].desc & N_WEAK_REF) || !syms[i].name) continue;
+        const char **e = dk_vec_push(out, sizeof *e);
+        if (!e) return dk_fail(s->err, DK_E_NOMEM, "out of memory");
+        *e = syms[i].name;
+    }
+    if (out->len) qsort(out->data, out->len, sizeof(const char *), cstr_cmp);
+    return DK_OK;
+}
+
+static bool is_weak_ref(const dk_vec *refs, const char *name)
+{
+    return refs->len && bsearch(&name, refs->data, refs->len, sizeof name, cstr_cmp) != NULL;
+}
+
+dk_status x_classify_pointers(xstate *s)
+{
+    dk_vec wrefs = {0};
+    dk_status wst = weak_refs(s, &wrefs);
+    if (wst) return wst;
+    dk_status st = classify(s, &wrefs);
+    dk_vec_free(&wrefs);
+    return st;
+}
+
+static dk_status classify(xstate *s, const dk_vec *wrefs)
+{
+    /* binds the cache kept as opcodes */
+    dk_status st = dk_macho_foreach_fixup(s->m, collect_kept, s, s->err);
+    if (st == DK_E_STOPPED) return dk_fail(s->err, DK_E_NOMEM, "out of memory");
+    if (st) return st;
+    size_t nkept = s->fixes.len;
+    if (nkept) qsort(s->fixes.data, nkept, sizeof(xfix), addr_cmp);
+    for (size_t k = 0; k < nkept; k++) {
+        xfix *f = &((xfix *)s->fixes.data)[k];
+        put_value(s, f->addr, 0);
+        if (f->kind == XF_LAZY) s->st->lazy_binds++;
+        else s->st->binds++;
+    }
+    for (size_t g = 0; g < s->nsegs; g++) {
+        xseg *sg = &s->segs[g];
+        if ((int)g == s->linkedit || !sg->data || sg->src < 0) continue;
+        long mi = dk_cache_mapping_at(s->c, sg->vmaddr);
+        if (mi < 0) continue;
+        size_t nm;
+        const dk_cache_mapping *maps = dk_cache_mappings(s->c, &nm);
+        if (!maps[mi].slide_version) continue; /* no slide info: nothing to rebase here */
+        unsigned step = s->ptr == 8 && (maps[mi].slide_version == 3 || maps[mi].slide_version == 5) ? 8 : 4;
+        for (uint64_t off = 0; off + s->ptr <= sg->vmsize; off += step) {
+            uint64_t addr = sg->vmaddr + off;
+            dk_slide_pointer p;
+            bool rebased;
+            if (dk_cache_read_pointer(s->c, addr, &p, &rebased, NULL) != DK_OK || !rebased) continue;
+            xfix *kf = s->fixes.data;
+            if (nkept && covered(kf, nkept, addr)) continue;
+            xfix f;
+            memset(&f, 0, sizeof f);
+            f.addr = addr;
+            f.auth = p.auth;
+            f.key = p.key;
+            f.diversity = p.diversity;
+            f.addr_div = p.addr_div;
+            uint64_t t0 = p.auth ? p.target : p.target & 0x00FFFFFFFFFFFFFFull;
+            uint8_t high8 = p.auth ? 0 : (uint8_t)(p.target >> 56);
+            if (x_in_image(s, t0)) {
+                f.kind = XF_REBASE;
+                f.target = t0;
+                f.high8 = high8;
+                put_value(s, addr, p.auth ? t0 : (t0 | ((uint64_t)high8 << 56)));
+                s->st->rebases++;
+                if ((st = x_add_fix(s, &f))) return st;
+                const char *weak = high8 ? NULL : own_weak_def(s, t0);
+                if (weak) {
+                    /* a use of one of its own weak definitions: ld64 lets dyld coalesce it */
+                    f.kind = XF_BIND;
+                    f.symbol = weak;
+                    f.ordinal = -3;
+                    if ((st = x_add_fix(s, &f))) return st;
+                }
+                continue;
+            }
+            const xuse *u = find_use(s, addr);
+            if (u) {
+                f.kind = XF_BIND;
+                f.symbol = u->name;
+                f.addend = (int64_t)u->addend;
+                f.weak_import = u->weak_import || is_weak_ref(wrefs, u->name);
+                f.ordinal = x_ordinal_for(s, u->image);
+                put_value(s, addr, 0);
+                s->st->binds++;
+                if ((st = x_add_fix(s, &f))) return st;
+                continue;
+            }
+            dk_cache_location loc;
+            bool found = dk_cache_lookup(s->c, t0, &loc, NULL) == DK_OK;
+            /* ObjC strings the builder coalesced: into another image's string sections (the old
+               builder used libobjc's) or libobjc's __OBJC_RO, which holds the selector table */
+            bool string_section = found && loc.image >= 0 &&
+                                  (strcmp(loc.section, "__objc_methname") == 0 || strcmp(loc.section, "__objc_classname") == 0 ||
+                                   strcmp(loc.section, "__objc_methtype") == 0 || strcmp(loc.segment, "__OBJC_RO") == 0);
+            if (string_section) {
+                /* coalesced into another image's string section (the old builder used libobjc's) */
+                uint32_t so = copy_string(s, t0);
+                if (so != UINT32_MAX) {
+                    f.kind = XF_REBASE;
+                    f.string = true;
+                    f.str_off = so;
+                    f.high8 = high8;
+                    s->st->rebases++;
+                    s->st->strings_copied++;
+                    if ((st = x_add_fix(s, &f))) return st;
+                    continue;
+                }
+            }
+            if (found && loc.image >= 0 && (size_t)loc.image != s->index) {
+                const char *name;
+                int64_t addend;
+                size_t target_image = (size_t)loc.image;
+                if (!s->reach[target_image] && x_name_below(s, t0, &target_image, &name, &addend)) {
+                    /* &symbol[-n] of a library this image links, that the layout put past another image's end */
+                    f.kind = XF_BIND;
+                    f.symbol = name;
+                    f.addend = addend;
+                    f.ordinal = x_ordinal_for(s, target_image);
+                    f.weak_import = is_weak_ref(wrefs, name);
+                    put_value(s, addr, 0);
+                    s->st->binds++;
+                    if ((st = x_add_fix(s, &f))) return st;
+                    continue;
+                }
+                if (x_name_address(s, (size_t)loc.image, t0, &name, &addend)) {
+                    f.kind = XF_BIND;
+                    f.symbol = name;
+                    f.addend = addend;
+                    f.ordinal = x_ordinal_for(s, (size_t)loc.image);
+                    f.weak_import = is_weak_ref(wrefs, name);
+                    put_value(s, addr, 0);
+                    s->st->binds++;
+                    if ((st = x_add_fix(s, &f))) return st;
+                    continue;
+                }
+            } else if (t0) {
+                /* outside every image: a string the cache coalesced (selectors, class names) */
+                uint32_t so = copy_string(s, t0);
+                if (so != UINT32_MAX) {
+                    f.kind = XF_REBASE;
+                    f.string = true;
+                    f.str_off = so;
+                    f.high8 = high8;
+                    s->st->rebases++;
+                    s->st->strings_copied++;
+                    if ((st = x_add_fix(s, &f))) return st;
+                    continue;
+                }
+            }
+            /* nothing names it: keep the value; the image will not be fully loadable */
+            if (!s->st->unresolved++) {
+                s->st->unresolved_at = addr;
+                s->st->unresolved_target = t0;
+            }
+            put_value(s, addr, p.target);
+        }
+    }
+    if (s->strings.buf.oom) return dk_fail(s->err, DK_E_NOMEM, "out of memory");
+    return DK_OK;
+}
