@@ -15,6 +15,38 @@
 
 #ifdef DK_HAVE_CAPSTONE
 #include <capstone/capstone.h>
+#include <dlfcn.h>
+#include <pthread.h>
+
+/* libcapstone, opened on first use (only x86_64 caches need it). */
+static struct capstone_api {
+    void *handle;
+    const char *error;
+    cs_err (*open)(cs_arch, cs_mode, csh *);
+    cs_err (*option)(csh, cs_opt_type, size_t);
+    cs_insn *(*malloc)(csh);
+    bool (*disasm_iter)(csh, const uint8_t **, size_t *, uint64_t *, cs_insn *);
+    void (*free)(cs_insn *, size_t);
+    cs_err (*close)(csh *);
+} capstone;
+static pthread_once_t capstone_once = PTHREAD_ONCE_INIT;
+
+static void capstone_load(void)
+{
+    static const char *const names[] = {"libcapstone.so.5", "libcapstone.so.4", "libcapstone.so"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !capstone.handle; i++)
+        capstone.handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!capstone.handle) {
+        capstone.error = "libcapstone cannot be loaded";
+        return;
+    }
+    struct { const char *name; void **slot; } syms[] = {
+        {"cs_open", (void **)&capstone.open}, {"cs_option", (void **)&capstone.option}, {"cs_malloc", (void **)&capstone.malloc},
+        {"cs_disasm_iter", (void **)&capstone.disasm_iter}, {"cs_free", (void **)&capstone.free}, {"cs_close", (void **)&capstone.close},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
+        if (!(*syms[i].slot = dlsym(capstone.handle, syms[i].name))) capstone.error = "libcapstone lacks a function dyldkit uses";
+}
 #endif
 
 /* Rebase targets that another pass moves (ObjC strings coalesced into the
@@ -300,13 +332,13 @@ static dk_status fix_x86_section(builder *b, bimage *im, const dk_section *sec, 
     const uint8_t *code = out;
     size_t size = sec->size;
     uint64_t addr = sec->addr;
-    cs_insn *insn = cs_malloc(cs);
+    cs_insn *insn = capstone.malloc(cs);
     if (!insn) return dk_fail(b->err, DK_E_NOMEM, "out of memory");
     dk_status st = DK_OK;
     while (size) {
         const uint8_t *before = code;
         uint64_t at = addr;
-        if (!cs_disasm_iter(cs, &code, &size, &addr, insn)) {
+        if (!capstone.disasm_iter(cs, &code, &size, &addr, insn)) {
             /* not an instruction (padding, inline data): step one byte */
             code = before + 1;
             size--;
@@ -337,7 +369,7 @@ static dk_status fix_x86_section(builder *b, bimage *im, const dk_section *sec, 
         }
         dk_wr32le((uint8_t *)before + x->encoding.disp_offset, (uint32_t)(int32_t)nd);
     }
-    cs_free(insn, 1);
+    capstone.free(insn, 1);
     return st;
 }
 #endif
@@ -456,8 +488,10 @@ dk_status bld_fix_code(builder *b)
 #ifdef DK_HAVE_CAPSTONE
     csh cs = 0;
     if (b->x86_64) {
-        if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) return dk_fail(b->err, DK_E_UNSUPPORTED, "capstone: cannot open x86-64");
-        cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+        pthread_once(&capstone_once, capstone_load);
+        if (capstone.error) return dk_fail(b->err, DK_E_UNSUPPORTED, "x86_64 caches need capstone to fix RIP-relative code: %s", capstone.error);
+        if (capstone.open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) return dk_fail(b->err, DK_E_UNSUPPORTED, "capstone: cannot open x86-64");
+        capstone.option(cs, CS_OPT_DETAIL, CS_OPT_ON);
     }
 #endif
     dk_status st = DK_OK;
@@ -488,7 +522,7 @@ dk_status bld_fix_code(builder *b)
         if (!st && b->arm64) st = bypass_stubs(b, im);
     }
 #ifdef DK_HAVE_CAPSTONE
-    if (cs) cs_close(&cs);
+    if (cs) capstone.close(&cs);
 #endif
     return st;
 }
