@@ -12,3 +12,7 @@ run fixups "$EX"
 run exports --arch arm64 "$EX"
 run chains --arch arm64 "$EX"
 run opcodes --arch x86_64 "$EX"
+run stubs "$EX"
+# the example runs: x86_64 natively, arm64 under unicorn (when dyldkit was built with it)
+run call --arch x86_64 "$EX" main || echo "(x86_64 code runs natively only on an x86_64 host)"
+run call --arch arm64 "$EX" main || echo "(arm64 code runs when dyldkit is built with libunicorn-dev)"
