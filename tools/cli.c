@@ -10,7 +10,10 @@
 void cli_error(const char *what, const dk_error *err)
 {
     fflush(stdout);
-    fprintf(stderr, "dyldkit: %s: %s\n", what, err && err->message[0] ? err->message : dk_strerror(err ? err->status : DK_E_MALFORMED));
+    const char *msg = err && err->message[0] ? err->message : dk_strerror(err ? err->status : DK_E_MALFORMED);
+    size_t n = strlen(what);
+    if (strncmp(msg, what, n) == 0 && msg[n] == ':') fprintf(stderr, "dyldkit: %s\n", msg); /* it names the file already */
+    else fprintf(stderr, "dyldkit: %s: %s\n", what, msg);
 }
 
 void cli_finding(cli *c, const char *fmt, ...)
