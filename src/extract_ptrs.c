@@ -287,6 +287,35 @@ static bool is_weak_ref(const dk_vec *refs, const char *name)
     return refs->len && bsearch(&name, refs->data, refs->len, sizeof name, cstr_cmp) != NULL;
 }
 
+/* F becomes a rebase to a copy of the C string at T0 (placed with the image's other
+   copied strings once all are known); *COPIED false when no string is there. */
+static dk_status string_rebase(xstate *s, xfix *f, uint64_t t0, uint8_t high8, bool *copied)
+{
+    uint32_t so = copy_string(s, t0);
+    *copied = so != UINT32_MAX;
+    if (!*copied) return DK_OK;
+    f->kind = XF_REBASE;
+    f->string = true;
+    f->str_off = so;
+    f->high8 = high8;
+    s->st->rebases++;
+    s->st->strings_copied++;
+    return x_add_fix(s, f);
+}
+
+/* F becomes a bind to NAME+ADDEND exported by cache image IMAGE. */
+static dk_status bind_to(xstate *s, xfix *f, size_t image, const char *name, int64_t addend, const dk_vec *wrefs)
+{
+    f->kind = XF_BIND;
+    f->symbol = name;
+    f->addend = addend;
+    f->ordinal = x_ordinal_for(s, image);
+    f->weak_import = is_weak_ref(wrefs, name);
+    put_value(s, f->addr, 0);
+    s->st->binds++;
+    return x_add_fix(s, f);
+}
+
 dk_status x_classify_pointers(xstate *s)
 {
     dk_vec wrefs = {0};
@@ -374,17 +403,9 @@ static dk_status classify(xstate *s, const dk_vec *wrefs)
                                    strcmp(loc.section, "__objc_methtype") == 0 || strcmp(loc.segment, "__OBJC_RO") == 0);
             if (string_section) {
                 /* coalesced into another image's string section (the old builder used libobjc's) */
-                uint32_t so = copy_string(s, t0);
-                if (so != UINT32_MAX) {
-                    f.kind = XF_REBASE;
-                    f.string = true;
-                    f.str_off = so;
-                    f.high8 = high8;
-                    s->st->rebases++;
-                    s->st->strings_copied++;
-                    if ((st = x_add_fix(s, &f))) return st;
-                    continue;
-                }
+                bool copied;
+                if ((st = string_rebase(s, &f, t0, high8, &copied))) return st;
+                if (copied) continue;
             }
             if (found && loc.image >= 0 && (size_t)loc.image != s->index) {
                 const char *name;
@@ -392,40 +413,18 @@ static dk_status classify(xstate *s, const dk_vec *wrefs)
                 size_t target_image = (size_t)loc.image;
                 if (!s->reach[target_image] && x_name_below(s, t0, &target_image, &name, &addend)) {
                     /* &symbol[-n] of a library this image links, that the layout put past another image's end */
-                    f.kind = XF_BIND;
-                    f.symbol = name;
-                    f.addend = addend;
-                    f.ordinal = x_ordinal_for(s, target_image);
-                    f.weak_import = is_weak_ref(wrefs, name);
-                    put_value(s, addr, 0);
-                    s->st->binds++;
-                    if ((st = x_add_fix(s, &f))) return st;
+                    if ((st = bind_to(s, &f, target_image, name, addend, wrefs))) return st;
                     continue;
                 }
                 if (x_name_address(s, (size_t)loc.image, t0, &name, &addend)) {
-                    f.kind = XF_BIND;
-                    f.symbol = name;
-                    f.addend = addend;
-                    f.ordinal = x_ordinal_for(s, (size_t)loc.image);
-                    f.weak_import = is_weak_ref(wrefs, name);
-                    put_value(s, addr, 0);
-                    s->st->binds++;
-                    if ((st = x_add_fix(s, &f))) return st;
+                    if ((st = bind_to(s, &f, (size_t)loc.image, name, addend, wrefs))) return st;
                     continue;
                 }
             } else if (t0) {
                 /* outside every image: a string the cache coalesced (selectors, class names) */
-                uint32_t so = copy_string(s, t0);
-                if (so != UINT32_MAX) {
-                    f.kind = XF_REBASE;
-                    f.string = true;
-                    f.str_off = so;
-                    f.high8 = high8;
-                    s->st->rebases++;
-                    s->st->strings_copied++;
-                    if ((st = x_add_fix(s, &f))) return st;
-                    continue;
-                }
+                bool copied;
+                if ((st = string_rebase(s, &f, t0, high8, &copied))) return st;
+                if (copied) continue;
             }
             /* nothing names it: keep the value; the image will not be fully loadable */
             if (!s->st->unresolved++) {

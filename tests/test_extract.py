@@ -30,7 +30,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 import dktest  # noqa: E402
-from test_cache_build import SETS, LIBS, UMBRELLA  # noqa: E402
+from test_cache_build import SETS, LIBS, UMBRELLA, Original, j  # noqa: E402
 from test_codesign import parse_macho, check_blob  # noqa: E402
 
 STRING_SECTIONS = ("__objc_methname", "__objc_classname", "__objc_methtype")
@@ -38,25 +38,13 @@ OBJDUMP_FLAGS = ["--macho", "--private-headers", "--rebase", "--bind", "--lazy-b
                  "--exports-trie", "--indirect-symbols", "--objc-meta-data"]
 
 
-def j(*args):
-    rc, doc, err = dktest.dk_json(*args, timeout=120)
-    if rc != 0:
-        raise RuntimeError("dyldkit %s: %s" % (" ".join(args), err.strip()))
-    return doc
-
-
-class Image:
-    """One Mach-O file as dyldkit reads it, with its bytes for string reads."""
+class Image(Original):
+    """One Mach-O file as dyldkit reads it (test_cache_build.Original), plus where things are."""
 
     def __init__(self, path):
-        self.path = path
-        with open(path, "rb") as f:
-            self.data = f.read()
-        self.info = j("info", "--json", path)
-        self.segs = j("segments", "--json", path)["segments"]
-        self.fix = j("fixups", "--json", path)["fixups"]
-        self.exports = {e["name"]: e for e in j("exports", "--json", path)["exports"]}
-        self.dylibs = {d["ordinal"]: d["name"] for d in j("dylibs", "--json", path)["dylibs"]}
+        super().__init__(path)
+        self.fix = self.fix["fixups"]
+        self.dylibs = {d["ordinal"]: d["name"] for d in self.dylibs}
 
     def seg_off(self, addr):
         """(segment name, offset) of ADDR; one past a segment's end stays with it."""
@@ -69,18 +57,8 @@ class Image:
         return None, addr
 
     def section(self, addr):
-        for s in self.segs:
-            for x in s["sections"]:
-                if x["addr"] <= addr < x["addr"] + x["size"]:
-                    return x["name"]
-        return None
-
-    def cstr(self, addr):
-        for s in self.segs:
-            if s["vmaddr"] <= addr < s["vmaddr"] + s["filesize"]:
-                off = s["fileoff"] + addr - s["vmaddr"]
-                return self.data[off:self.data.index(b"\0", off)]
-        return None
+        x = self.section_of(addr)
+        return x["name"] if x else None
 
     def meaning(self, f):
         """What fixup F means, independent of where the image lives."""
