@@ -58,7 +58,36 @@ void o_write(out *o, const char *s, size_t n)
     }
 }
 
-static void put(out *o, const char *s) { o_write(o, s, strlen(s)); }
+/* The common case of o_write, inlined: N bytes that fit the buffer (it is
+ * twice FLUSH_AT and flushed at FLUSH_AT, so small writes always fit). */
+static inline void wr(out *o, const char *s, size_t n)
+{
+    if (o->len + n <= o->cap && !o->null) {
+        memcpy(o->buf + o->len, s, n);
+        o->len += n;
+        if (o->len >= FLUSH_AT && o->f) {
+            fwrite(o->buf, 1, o->len, o->f);
+            o->len = 0;
+        }
+    } else {
+        o_write(o, s, n);
+    }
+}
+
+static inline void wr1(out *o, char c)
+{
+    if (o->len < o->cap && !o->null) {
+        o->buf[o->len++] = c;
+        if (o->len >= FLUSH_AT && o->f) {
+            fwrite(o->buf, 1, o->len, o->f);
+            o->len = 0;
+        }
+    } else {
+        o_write(o, &c, 1);
+    }
+}
+
+static void put(out *o, const char *s) { wr(o, s, strlen(s)); }
 
 void o_printf(out *o, const char *fmt, ...)
 {
@@ -84,7 +113,28 @@ void o_printf(out *o, const char *fmt, ...)
 
 /* ------------------------------------------------------------------ JSON */
 
-static void put_string(out *o, const char *s, size_t n)
+static void put_string_slow(out *o, const char *s, size_t n);
+
+/* A JSON string: printable ASCII without '"' or '\\' (nearly every name and
+ * path) is copied as it is; anything else takes the escaping loop. */
+static inline void put_string(out *o, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') break;
+        i++;
+    }
+    if (i < n || n > 4096) {
+        put_string_slow(o, s, n);
+        return;
+    }
+    wr1(o, '"');
+    wr(o, s, n);
+    wr1(o, '"');
+}
+
+static void put_string_slow(out *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     char buf[256];
@@ -134,12 +184,12 @@ static void put_string(out *o, const char *s, size_t n)
 static void key(out *o, const char *k)
 {
     if (o->depth > 0 && o->depth < OUT_MAX_DEPTH) {
-        if (o->need_comma[o->depth]) o_write(o, ",", 1);
+        if (o->need_comma[o->depth]) wr1(o, ',');
         o->need_comma[o->depth] = true;
     }
     if (k) {
         put_string(o, k, strlen(k));
-        o_write(o, ":", 1);
+        wr1(o, ':');
     }
 }
 
@@ -147,30 +197,30 @@ void o_obj(out *o, const char *k)
 {
     if (!o->json || o->null) return;
     key(o, k);
-    o_write(o, "{", 1);
+    wr1(o, '{');
     if (o->depth + 1 < OUT_MAX_DEPTH) o->need_comma[++o->depth] = false;
 }
 
 void o_obj_end(out *o)
 {
     if (!o->json || o->null) return;
-    o_write(o, "}", 1);
+    wr1(o, '}');
     if (o->depth > 0) o->depth--;
-    if (o->depth == 0) o_write(o, "\n", 1);
+    if (o->depth == 0) wr1(o, '\n');
 }
 
 void o_arr(out *o, const char *k)
 {
     if (!o->json || o->null) return;
     key(o, k);
-    o_write(o, "[", 1);
+    wr1(o, '[');
     if (o->depth + 1 < OUT_MAX_DEPTH) o->need_comma[++o->depth] = false;
 }
 
 void o_arr_end(out *o)
 {
     if (!o->json || o->null) return;
-    o_write(o, "]", 1);
+    wr1(o, ']');
     if (o->depth > 0) o->depth--;
 }
 
@@ -191,7 +241,7 @@ void o_u64(out *o, const char *k, uint64_t v)
     if (!o->json || o->null) return;
     key(o, k);
     char buf[24];
-    o_write(o, buf, u64_digits(v, buf));
+    wr(o, buf, u64_digits(v, buf));
 }
 
 void o_i64(out *o, const char *k, int64_t v)
@@ -206,7 +256,7 @@ void o_i64(out *o, const char *k, int64_t v)
         u = 0 - u;
     }
     n += u64_digits(u, buf + n);
-    o_write(o, buf, n);
+    wr(o, buf, n);
 }
 
 void o_strn(out *o, const char *k, const char *s, size_t n)
