@@ -128,3 +128,17 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# ---- test tools (tests/tools/*.c): helpers linked against the static library,
+# not installed.  mkarm64e converts the arm64 chained fixtures to arm64e
+# (tests/fixtures/build.sh finds it as $DK_BUILD/tools/mkarm64e or $MKARM64E).
+TEST_TOOL_SRC := $(wildcard tests/tools/*.c)
+TEST_TOOLS    := $(TEST_TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+all: $(TEST_TOOLS)
+fixtures: $(TEST_TOOLS)
+fixtures: export MKARM64E = $(abspath $(BUILD)/tools/mkarm64e)
+
+$(BUILD)/tools/%: tests/tools/%.c $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
