@@ -19,7 +19,7 @@ stage() {
     if "$@"; then echo "== $name: ok"; else echo "== $name: FAILED"; failed+=("$name"); fi
 }
 # Fixtures are built once (outside the sanitizer build) and shared.
-if [ ! -f build/fixtures/.stamp ] || [ -n "$(find tests/fixtures -newer build/fixtures/.stamp -type f | head -1)" ]; then
+if [ ! -f build/fixtures/.stamp ] || [ -n "$(find tests/fixtures tests/tools -newer build/fixtures/.stamp -type f | head -1)" ]; then
     stage fixtures bash -c './tests/fixtures/build.sh build/fixtures && touch build/fixtures/.stamp'
 fi
 for t in "$DK_BUILD"/tests/*; do
