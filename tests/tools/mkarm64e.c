@@ -441,7 +441,7 @@ static int convert(const char *in, const char *outpath)
     }
     if (!p.page_size) p.page_size = 0x4000;
     /* the encoder sorts FIXUPS by address (in place); the originals go in the same order */
-    qsort(p.originals.data, p.originals.len, sizeof(dk_fixup), cmp_original);
+    if (p.originals.len) qsort(p.originals.data, p.originals.len, sizeof(dk_fixup), cmp_original);
 
     /* ---- the new file: the input up to the old signature (or the end), then the new blob */
     uint64_t end = size;
@@ -554,7 +554,7 @@ static int convert(const char *in, const char *outpath)
         rc = die(in, "internal error: the output's fixups do not read back: %s", err.message);
         goto done;
     }
-    qsort(got.data, got.len, sizeof(dk_fixup), cmp_original);
+    if (got.len) qsort(got.data, got.len, sizeof(dk_fixup), cmp_original);
     size_t bad = got.len == p.originals.len ? SIZE_MAX : 0;
     for (size_t i = 0; bad == SIZE_MAX && i < got.len; i++)
         if (!same_fixup((dk_fixup *)got.data + i, (dk_fixup *)p.originals.data + i, (dk_chain_fixup *)p.fixups.data + i)) bad = i;
