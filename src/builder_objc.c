@@ -8,7 +8,8 @@
  * CacheDylib::convertObjCMethodListsToOffsets does; format 832: still through
  * their selector references, re-aimed for the new layout); every image's
  * __objc_imageinfo gets the optimized-by-dyld bit; the image's own copy of
- * the strings is cleared (coalesced away).
+ * the strings is cleared (coalesced away).  Protocols are uniqued: every
+ * protocol list and reference points at one definition per name.
  */
 #include "builder_internal.h"
 #include "strpool.h"
@@ -140,6 +141,160 @@ static dk_status rewrite_methlists(builder *b, bimage *im, size_t image)
     return DK_OK;
 }
 
+/* ------------------------------------------------------------ protocols */
+
+/* A protocol definition: its name and new address, or a reference to re-aim. */
+typedef struct proto_def {
+    const char *name;    /* in the cache buffer */
+    uint64_t addr;
+    size_t image;
+} proto_def;
+
+typedef struct proto_fix {
+    uint64_t loc;        /* the pointer's new address */
+    uint64_t target;     /* the canonical definition */
+} proto_fix;
+
+static int proto_def_cmp(const void *a, const void *b)
+{
+    const proto_def *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c) return c;
+    return x->image < y->image ? -1 : x->image > y->image;
+}
+
+static int proto_name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const proto_def *)a)->name, ((const proto_def *)b)->name);
+}
+
+static int proto_fix_cmp(const void *a, const void *b)
+{
+    const proto_fix *x = a, *y = b;
+    return x->loc < y->loc ? -1 : x->loc > y->loc;
+}
+
+/* The name of the protocol_t at ADDR (already relocated), or NULL. */
+static const char *proto_name(builder *b, uint64_t addr)
+{
+    const uint8_t *p = bld_at(b, addr + b->ptr, b->ptr);
+    if (!p) return NULL;
+    uint64_t n = (b->ptr == 8 ? dk_le64(p) : dk_le32(p)) & 0x00FFFFFFFFFFFFFFull;
+    for (int r = 0; r < R_COUNT; r++) {
+        const region *g = &b->regions[r];
+        if (!g->buf || n < g->addr || n - g->addr >= g->size) continue;
+        const uint8_t *str = g->buf + (n - g->addr);
+        return memchr(str, 0, g->size - (n - g->addr)) ? (const char *)str : NULL;
+    }
+    return NULL;
+}
+
+typedef void (*proto_slot_cb)(builder *b, size_t image, uint64_t loc, uint64_t target, void *ctx);
+
+/* Every pointer of __objc_protolist and __objc_protorefs, with where it points now. */
+static void foreach_proto_slot(builder *b, proto_slot_cb cb, void *ctx)
+{
+    for (size_t i = 0; i < b->nimgs; i++) {
+        bimage *im = &b->imgs[i];
+        size_t nsect;
+        const dk_section *secs = dk_macho_sections(im->m, &nsect);
+        for (size_t s = 0; s < nsect; s++) {
+            if (strcmp(secs[s].sectname, "__objc_protolist") != 0 && strcmp(secs[s].sectname, "__objc_protorefs") != 0) continue;
+            for (uint64_t off = 0; off + b->ptr <= secs[s].size; off += b->ptr) {
+                uint64_t loc;
+                if (!bld_xlate(b, im, secs[s].addr + off, &loc)) continue;
+                const uint8_t *p = bld_at(b, loc, b->ptr);
+                uint64_t t = p ? (b->ptr == 8 ? dk_le64(p) : dk_le32(p)) & 0x00FFFFFFFFFFFFFFull : 0;
+                if (t) cb(b, i, loc, t, ctx);
+            }
+        }
+    }
+}
+
+typedef struct proto_walk {
+    dk_vec defs;   /* proto_def */
+    dk_vec fixes;  /* proto_fix */
+    bool oom;
+} proto_walk;
+
+static void collect_def(builder *b, size_t image, uint64_t loc, uint64_t target, void *ctx)
+{
+    proto_walk *w = ctx;
+    bimage *im = &b->imgs[image];
+    /* a definition of this image (its protolist entries point into its own data) */
+    bool own = false;
+    for (size_t k = 0; k < im->nsegs; k++)
+        if (target >= im->segs[k].new_addr && target - im->segs[k].new_addr < im->segs[k].old_size) own = true;
+    const char *name = own ? proto_name(b, target) : NULL;
+    if (!name) return;
+    proto_def *d = dk_vec_push(&w->defs, sizeof *d);
+    if (!d) {
+        w->oom = true;
+        return;
+    }
+    *d = (proto_def){name, target, image};
+    (void)loc;
+}
+
+static void collect_fix(builder *b, size_t image, uint64_t loc, uint64_t target, void *ctx)
+{
+    proto_walk *w = ctx;
+    const char *name = proto_name(b, target);
+    if (!name) return;
+    proto_def key = {name, 0, 0};
+    const proto_def *d = w->defs.len ? bsearch(&key, w->defs.data, w->defs.len, sizeof key, proto_name_cmp) : NULL;
+    (void)image;
+    if (!d || d->addr == target) return;
+    proto_fix *f = dk_vec_push(&w->fixes, sizeof *f);
+    if (!f) {
+        w->oom = true;
+        return;
+    }
+    *f = (proto_fix){loc, d->addr};
+}
+
+/*
+ * Protocol uniquing (Apple's ProtocolOptimizer): every protocol name gets one
+ * canonical definition, the first image's in cache order, and every image's
+ * __objc_protolist and __objc_protorefs entries point at it.
+ */
+static dk_status unique_protocols(builder *b)
+{
+    proto_walk w = {{0}, {0}, false};
+    foreach_proto_slot(b, collect_def, &w);
+    dk_status st = DK_OK;
+    if (w.oom) st = dk_fail(b->err, DK_E_NOMEM, "out of memory");
+    if (!st && w.defs.len) {
+        /* one definition per name: the first image's */
+        qsort(w.defs.data, w.defs.len, sizeof(proto_def), proto_def_cmp);
+        proto_def *d = w.defs.data;
+        size_t n = 0;
+        for (size_t k = 0; k < w.defs.len; k++)
+            if (!n || strcmp(d[n - 1].name, d[k].name) != 0) d[n++] = d[k];
+        w.defs.len = n;
+        foreach_proto_slot(b, collect_fix, &w);
+        if (w.oom) st = dk_fail(b->err, DK_E_NOMEM, "out of memory");
+    }
+    if (!st && w.fixes.len) {
+        proto_fix *f = w.fixes.data;
+        qsort(f, w.fixes.len, sizeof *f, proto_fix_cmp);
+        for (size_t k = 0; k < w.fixes.len; k++) bld_write_ptr(b, f[k].loc, f[k].target);
+        /* and the slide records of those pointers */
+        for (int r = 0; r < R_COUNT; r++) {
+            region *g = &b->regions[r];
+            for (size_t i = 0; i < g->nptrs; i++) {
+                proto_fix key = {g->ptrs[i].addr, 0};
+                const proto_fix *hit = bsearch(&key, f, w.fixes.len, sizeof key, proto_fix_cmp);
+                if (hit) g->ptrs[i].target = hit->target;
+            }
+        }
+        b->stats->protocols_uniqued = w.fixes.len;
+    }
+    dk_vec_free(&w.defs);
+    dk_vec_free(&w.fixes);
+    return st;
+}
+
 dk_status bld_objc_apply(builder *b)
 {
     objc_state *o = b->objc;
@@ -160,6 +315,7 @@ dk_status bld_objc_apply(builder *b)
             }
         }
     }
+    if (!st) st = unique_protocols(b);
     /* image info: optimized by dyld */
     for (size_t i = 0; i < b->nimgs && !st; i++) {
         bimage *im = &b->imgs[i];

@@ -10,7 +10,9 @@ here in Python from the ORIGINAL dylibs: a rebase's target relocated by the
 segment move, a bind's defining export (two-level lookup through
 re-exports, flat and weak lookups, all over the original export tries) plus
 its addend; unresolved imports hold 0 and stay binds.  Selector strings the
-builder coalesced are compared by content.  Builds are deterministic.
+builder coalesced are compared by content; protocol lists and references
+must point at the first image's definition of that protocol (uniquing).
+Builds are deterministic.
 """
 import json
 import os
@@ -140,9 +142,41 @@ def lookup(images, by_install, idx, sym, depth=0):
     return None
 
 
+def rebase_target(im, f):
+    t = f["target"]
+    return t & MASK56 if im.fix["encoding"] != "chained" else t
+
+
+def proto_name(im, target):
+    """Name of the protocol_t at TARGET in an original image (its name field is a rebase)."""
+    ptr = 8 if im.info["is64"] else 4
+    for f in im.fix["fixups"]:
+        if f["address"] == target + ptr and f["kind"] == "rebase":
+            return im.cstr(rebase_target(im, f))
+    return None
+
+
+def canonical_protocols(images):
+    """Protocol name -> (image index, old address) of its first definition in cache order:
+    the cache builder points every protocol list and reference at that one (uniquing)."""
+    out = {}
+    for k, im in enumerate(images):
+        for f in im.fix["fixups"]:
+            sec = im.section_of(f["address"])
+            if f["kind"] != "rebase" or not sec or sec["name"] != "__objc_protolist":
+                continue
+            t = rebase_target(im, f)
+            name = proto_name(im, t)
+            if name is not None and name not in out:
+                out[name] = (k, t)
+    return out
+
+
 def check_cache(rep, cache_path, inputs, label):
     cache = Cache(cache_path)
     images = [Original(p) for p in inputs]
+    protos = canonical_protocols(images)
+    smaps = {}
     by_install = {im.install: i for i, im in enumerate(images)}
     listed = [i["path"] for i in j("cache", "images", "--json", cache_path)["images"]]
     rep.ok(listed == [im.install for im in images], "%s: image table lists the inputs in order" % label)
@@ -152,6 +186,7 @@ def check_cache(rep, cache_path, inputs, label):
         spec = "%s:%d" % (cache_path, i)
         csegs = j("segments", "--json", spec)["segments"]
         smap = seg_map(im, csegs)
+        smaps[i] = smap
         cfix = j("fixups", "--json", spec)
         kept = {(f["symbol"], f["address"]) for f in cfix["fixups"] if f["kind"] != "rebase"}
         # several records at one address: the last kind applied wins (as dyld applies them)
@@ -186,6 +221,13 @@ def check_cache(rep, cache_path, inputs, label):
                     continue
                 nt = xlate(smap, t)
                 want = None if nt is None else nt | (high8 << 56)
+                lsec = im.section_of(addr)
+                if lsec and lsec["name"] in ("__objc_protolist", "__objc_protorefs") and proto_name(im, t) in protos:
+                    # protocol uniquing: the first image's definition of that name
+                    k, ot = protos[proto_name(im, t)]
+                    if k not in smaps:
+                        smaps[k] = seg_map(images[k], j("segments", "--json", "%s:%d" % (cache_path, k))["segments"])
+                    want = xlate(smaps[k], ot)
             else:
                 ordinal = -3 if f["kind"] == "weak_bind" else f["ordinal"]
                 r = None

@@ -56,6 +56,7 @@ static int cmd_cache_build(cli *c)
         o_u64(p, "binds_resolved", st.binds_resolved);
         o_u64(p, "binds_kept", st.binds_kept);
         o_u64(p, "selectors", st.selectors);
+        o_u64(p, "protocols_uniqued", st.protocols_uniqued);
         o_u64(p, "calls_bypassed", st.calls_bypassed);
         o_obj_end(p);
     } else {
@@ -64,6 +65,7 @@ static int cmd_cache_build(cli *c)
                  st.binds_resolved);
         if (st.binds_kept) o_printf(p, ", %zu kept as binds", st.binds_kept);
         if (st.selectors) o_printf(p, ", %zu selectors uniqued", st.selectors);
+        if (st.protocols_uniqued) o_printf(p, ", %zu protocol references uniqued", st.protocols_uniqued);
         if (st.calls_bypassed) o_printf(p, ", %zu calls bypass their stubs", st.calls_bypassed);
         o_printf(p, "\n");
     }

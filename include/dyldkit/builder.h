@@ -35,6 +35,7 @@ typedef struct dk_build_stats {
     size_t binds_resolved;
     size_t binds_kept;             /* unresolved binds kept as opcodes (--allow-unresolved) */
     size_t selectors;              /* unique selector strings */
+    size_t protocols_uniqued;      /* protocol list/reference entries re-aimed at another image's definition */
     size_t calls_bypassed;         /* arm64 call sites pointed straight at their targets */
 } dk_build_stats;
 
