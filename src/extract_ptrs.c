@@ -244,7 +244,80 @@ static void put_value(xstate *s, uint64_t addr, uint64_t v)
     else dk_wr32le(p, (uint32_t)v);
 }
 
-static dk_status classify(xstate *s, const dk_vec *wrefs);
+
+/* ---------------------------------------------------------- protocols */
+
+#define PROTOCOL_PREFIX "__OBJC_PROTOCOL_$_"
+
+typedef struct own_proto {
+    const char *name;    /* the protocol's name (after the prefix), owned by the pool */
+    uint64_t addr;
+} own_proto;
+
+typedef struct proto_index {
+    bool done;
+    dk_vec v;            /* own_proto, sorted by name */
+    dk_strpool names;
+} proto_index;
+
+static dk_status classify(xstate *s, const dk_vec *wrefs, proto_index *protos);
+
+static int own_proto_cmp(const void *a, const void *b)
+{
+    return strcmp(((const own_proto *)a)->name, ((const own_proto *)b)->name);
+}
+
+static int on_proto_symbol(void *ctx, const dk_cache_symbol *cs)
+{
+    proto_index *pi = ctx;
+    if (!cs->name || strncmp(cs->name, PROTOCOL_PREFIX, sizeof PROTOCOL_PREFIX - 1) != 0 || (cs->type & N_STAB)) return 0;
+    const char *n = cs->name + sizeof PROTOCOL_PREFIX - 1;
+    own_proto *e = dk_vec_push(&pi->v, sizeof *e);
+    uint32_t off = dk_strpool_cstr(&pi->names, n);
+    if (!e || off == UINT32_MAX) return 1;
+    e->name = (const char *)(uintptr_t)off; /* an offset until the pool stops moving */
+    e->addr = cs->address;
+    return 0;
+}
+
+/* Is ADDR in one of the image's ObjC metadata sections (__objc_protolist, __objc_const...)? */
+static bool in_objc_section(const xstate *s, uint64_t addr)
+{
+    int si = dk_macho_section_at(s->m, addr);
+    size_t n;
+    const dk_section *secs = dk_macho_sections(s->m, &n);
+    return si >= 0 && strncmp(secs[si].sectname, "__objc_", 7) == 0;
+}
+
+/*
+ * Protocol uniquing undone: the cache builder points an image's protocol lists
+ * and references at one canonical definition per name, often in another image.
+ * The image still holds its own definition, named __OBJC_PROTOCOL_$_<name>
+ * (a local symbol, kept in the cache's unmapped locals or its nlist range).
+ */
+static bool own_protocol(xstate *s, proto_index *pi, uint64_t target, uint64_t *out)
+{
+    if (!pi->done) {
+        pi->done = true;
+        dk_cache_foreach_image_symbol(s->c, s->index, on_proto_symbol, pi, NULL);
+        own_proto *v = pi->v.data;
+        for (size_t i = 0; i < pi->v.len; i++) v[i].name = (const char *)pi->names.buf.data + (uintptr_t)v[i].name;
+        if (pi->v.len) qsort(v, pi->v.len, sizeof *v, own_proto_cmp);
+    }
+    if (!pi->v.len) return false;
+    /* protocol_t: isa, then the name pointer */
+    dk_slide_pointer np;
+    bool rebased;
+    if (dk_cache_read_pointer(s->c, target + s->ptr, &np, &rebased, NULL) != DK_OK) return false;
+    uint64_t avail;
+    const uint8_t *str = dk_cache_read(s->c, np.auth ? np.target : np.target & 0x00FFFFFFFFFFFFFFull, 1, &avail);
+    if (!str || !memchr(str, 0, avail > 4096 ? 4096 : avail)) return false;
+    own_proto key = {(const char *)str, 0};
+    const own_proto *hit = bsearch(&key, pi->v.data, pi->v.len, sizeof key, own_proto_cmp);
+    if (!hit || !x_in_image(s, hit->addr)) return false;
+    *out = hit->addr;
+    return true;
+}
 
 /* The name of this image's exported weak definition at ADDR, or NULL. */
 static const char *own_weak_def(xstate *s, uint64_t addr)
@@ -321,12 +394,16 @@ dk_status x_classify_pointers(xstate *s)
     dk_vec wrefs = {0};
     dk_status wst = weak_refs(s, &wrefs);
     if (wst) return wst;
-    dk_status st = classify(s, &wrefs);
+    proto_index protos;
+    memset(&protos, 0, sizeof protos);
+    dk_status st = classify(s, &wrefs, &protos);
     dk_vec_free(&wrefs);
+    dk_vec_free(&protos.v);
+    dk_strpool_free(&protos.names);
     return st;
 }
 
-static dk_status classify(xstate *s, const dk_vec *wrefs)
+static dk_status classify(xstate *s, const dk_vec *wrefs, proto_index *protos)
 {
     /* binds the cache kept as opcodes */
     dk_status st = dk_macho_foreach_fixup(s->m, collect_kept, s, s->err);
@@ -365,7 +442,9 @@ static dk_status classify(xstate *s, const dk_vec *wrefs)
             f.addr_div = p.addr_div;
             uint64_t t0 = p.auth ? p.target : p.target & 0x00FFFFFFFFFFFFFFull;
             uint8_t high8 = p.auth ? 0 : (uint8_t)(p.target >> 56);
-            if (x_in_image(s, t0)) {
+            /* in the image; one past a segment's end too (section-end pointers), except
+               from ObjC metadata, whose strings the builder may have put right there */
+            if (x_seg_of(s, t0) >= 0 || (x_in_image(s, t0) && !in_objc_section(s, addr))) {
                 f.kind = XF_REBASE;
                 f.target = t0;
                 f.high8 = high8;
@@ -425,6 +504,18 @@ static dk_status classify(xstate *s, const dk_vec *wrefs)
                 bool copied;
                 if ((st = string_rebase(s, &f, t0, high8, &copied))) return st;
                 if (copied) continue;
+            }
+            /* a uniqued protocol: back to the image's own definition */
+            uint64_t own;
+            if (found && loc.image >= 0 && in_objc_section(s, addr) && own_protocol(s, protos, t0, &own)) {
+                f.kind = XF_REBASE;
+                f.target = own;
+                f.high8 = high8;
+                put_value(s, addr, p.auth ? own : (own | ((uint64_t)high8 << 56)));
+                s->st->rebases++;
+                s->st->protocols_restored++;
+                if ((st = x_add_fix(s, &f))) return st;
+                continue;
             }
             /* nothing names it: keep the value; the image will not be fully loadable */
             if (!s->st->unresolved++) {

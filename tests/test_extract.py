@@ -9,7 +9,9 @@ address by (segment, offset in segment):
     coalesced are compared by content, wherever the extractor put them back);
   - every bind comes back with the same symbol, addend, weak flag and dylib,
     lazy binds as lazy binds (bypassed stubs and call sites are restored);
-  - exports, nlist symbols, ObjC classes/methods/protocols are the same;
+  - exports, nlist symbols, ObjC classes/methods/protocols are the same
+    (protocol references the builder uniqued into another image point back
+    at the image's own definitions);
   - llvm-objdump-22 reads every output without a complaint, `dyldkit verify`
     passes, and the code runs: `dyldkit call` executes the self-test
     libraries (natively on x86_64, under unicorn on arm64), whose selftest()
@@ -114,7 +116,9 @@ def objc_view(path):
         return sorted((m["name"], m.get("types")) for m in lst or [])
     classes = sorted((c["name"], c.get("superclass"), tuple(meths(c.get("instance_methods"))), tuple(meths(c.get("class_methods"))))
                      for c in doc["classes"])
-    protos = sorted(p["name"] for p in doc["protocols"])
+    protos = sorted((p["name"], tuple(meths(p.get("instance_methods"))), tuple(meths(p.get("class_methods"))),
+                     tuple(meths(p.get("optional_instance_methods"))), tuple(meths(p.get("optional_class_methods"))))
+                    for p in doc["protocols"])
     cats = sorted(c.get("name") or "" for c in doc["categories"])
     sels = sorted(s.get("selector") or s.get("name") or "" for s in doc.get("selrefs", []))
     return (classes, protos, cats, sels), ""
@@ -194,6 +198,9 @@ def check_set(rep, tmp, s, fmt_opts, label, inputs, rpath_dir=True, *extract_opt
     rep.ok(doc["failed"] == 0 and doc["images"] == len(inputs) and doc["unresolved_pointers"] == 0,
            "%s: %d images, %d failed, %d unresolved pointers" % (label, doc["images"], doc["failed"], doc["unresolved_pointers"]))
     by_install = {f["install_name"]: f["path"] for f in doc["files"] if "path" in f}
+    if any(p.endswith("libshapes_ptrlists.dylib") for p in inputs):
+        # the builder uniqued libshapes_ptrlists' protocols into libshapes: they must come back
+        rep.ok(doc["protocols_restored"] >= 3, "%s: %d protocol references restored" % (label, doc["protocols_restored"]))
     n = 0
     for path in inputs:
         install = j("info", "--json", path)["install_name"]

