@@ -5,14 +5,13 @@
 #include "dyldkit/dyldkit.h"
 #include "out.h"
 
-#define CLI_MAX_POS 64
 #define CLI_MAX_MULTI 32
 
 typedef struct cli {
     const char *cmd;         /* subcommand name ("fixups", "cache info") */
     bool json;
     const char *arch;
-    const char *pos[CLI_MAX_POS]; /* positional arguments */
+    const char **pos;        /* positional arguments (room for every argument) */
     int npos;
     /* command options (each command accepts a subset) */
     const char *root;

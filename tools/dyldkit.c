@@ -63,7 +63,6 @@ static int parse_args(cli *c, const command *cmd, int argc, char **argv)
         const char *a = argv[i];
         /* "-7" is a (negative number) argument, never an option: `call LIB negate -7` */
         if (only_pos || a[0] != '-' || a[1] == 0 || (a[1] >= '0' && a[1] <= '9')) {
-            if (c->npos >= CLI_MAX_POS) return cli_usage(c, "too many arguments");
             c->pos[c->npos++] = a;
             continue;
         }
@@ -174,6 +173,13 @@ int main(int argc, char **argv)
     cli c;
     memset(&c, 0, sizeof c);
     c.cmd = cmd->name;
+    /* as many positional arguments as there are arguments (`cache build` of
+     * thousands of dylibs) */
+    c.pos = calloc((size_t)argc + 1, sizeof *c.pos);
+    if (!c.pos) {
+        fprintf(stderr, "dyldkit: out of memory\n");
+        return EXIT_BAD_INPUT;
+    }
     int rc = parse_args(&c, cmd, argc - first, argv + first);
     if (rc) return rc;
     const char *nc = getenv("NO_COLOR");
