@@ -341,7 +341,14 @@ typedef struct chain_walk {
     const dk_chained_import *imports;
     size_t nimports;
     uint64_t *seg_addrs;
+    uint64_t budget; /* chain entries left before DK_E_LIMIT */
 } chain_walk;
+
+/* Bound on chain entries per image: the chains of a real image never overlap,
+ * so each entry is a distinct word (4 bytes or more) of the file.  Without it,
+ * thousands of starts re-walking one long chain (multi-start pages sharing an
+ * overflow list, or __chain_starts entries) cost quadratic time. */
+static uint64_t chain_budget(const dk_macho *m) { return (uint64_t)m->size / 4 + 1; }
 
 static dk_status deliver(chain_walk *w, dk_chain_item *item)
 {
@@ -359,6 +366,9 @@ static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t 
     for (;;) {
         uint64_t addr = page_addr + offset;
         uint64_t raw;
+        if (w->budget-- == 0)
+            return dk_fail(w->err, DK_E_LIMIT, "chained fixups: segment %u (%s) page %u: more than %llu chain entries in a %zu-byte file (chains overlap)",
+                           s->seg_index, seg->segname, page, (unsigned long long)chain_budget(m), m->size);
         if (!dk__read_word(m, addr, width, &raw))
             return dk_fail(w->err, DK_E_MALFORMED, "chained fixups: segment %u (%s) page %u: chain entry at 0x%llx is not in the file",
                            s->seg_index, seg->segname, page, (unsigned long long)addr);
@@ -564,6 +574,7 @@ dk_status dk_macho_foreach_chain(dk_macho *m, dk_chain_cb cb, void *ctx, dk_erro
     w.chain_cb = cb;
     w.ctx = ctx;
     w.err = err;
+    w.budget = chain_budget(m);
     return walk_all(&w);
 }
 
@@ -575,6 +586,7 @@ dk_status dk__chained_fixups(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *e
     w.fixup_cb = cb;
     w.ctx = ctx;
     w.err = err;
+    w.budget = chain_budget(m);
     if (m->chained.present) return walk_all(&w);
     const dk_section *cs = dk_macho_find_section(m, "__TEXT", "__chain_starts");
     if (cs) return walk_section_starts(&w, cs);
