@@ -385,13 +385,14 @@ dk_status x_restore_stubs(xstate *s)
     for (size_t i = 0; i < c.slots.len; i++) {
         const xfix *b = x_bind_at(s, sv[i].addr);
         if (b && b->symbol) sv[i].symbol = b->symbol;
-        const slot_rec **e;
-        if (sv[i].symbol && !(e = dk_vec_push(&c.by_name, sizeof *e))) {
+        if (!sv[i].symbol) continue;
+        const slot_rec **e = dk_vec_push(&c.by_name, sizeof *e);
+        if (!e) {
             dk_vec_free(&c.slots);
             dk_vec_free(&c.by_name);
             return dk_fail(s->err, DK_E_NOMEM, "out of memory");
         }
-        if (sv[i].symbol) *e = &sv[i];
+        *e = &sv[i];
     }
     if (c.by_name.len) qsort(c.by_name.data, c.by_name.len, sizeof(slot_rec *), slot_name_cmp);
     st = dk_macho_foreach_stub(s->m, on_stub, &c, s->err);
