@@ -170,7 +170,11 @@ dk_status bld_apply_fixups(builder *b)
             st = dk_imageset_resolve(b->set, im->set_index, ordinal, f->symbol, NULL, NULL, &r, &e);
             if (st == DK_E_NOTFOUND) {
                 if (f->weak_import) {
+                    /* a missing weak import is NULL; the bind stays with the image (as
+                       unresolved ones do) so that extraction gives the import back */
                     bld_write_ptr(b, loc, 0);
+                    if ((st = keep_bind(b, im, f, loc))) return st;
+                    b->stats->binds_kept++;
                     continue;
                 }
                 if (b->o->allow_unresolved) {
