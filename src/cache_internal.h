@@ -93,6 +93,11 @@ dk_status dk__cache_slide_init(dk_cache *c, dk_error *err);
 void dk__cache_slide_free(dk_cache *c);
 /** decode_ptr hook of cache images (slide.c). */
 bool dk__cache_decode_ptr(void *ctx, uint64_t vmaddr, uint64_t raw, uint64_t *value);
+/* The bitmap of rebased 4-byte slots of page PAGE of mapping MI (bit i, LSB
+ * first: the slot at page start + 4*i), built on first use; NULL when the
+ * mapping has no slide info, PAGE is past its page starts, or out of memory.
+ * *PAGE_SIZE gets the slide info's page size (untouched when NULL). */
+const uint8_t *dk__cache_page_bits(dk_cache *c, long mi, uint64_t page, uint32_t *page_size);
 
 /** Parse the image and image-text tables (cache_images.c); called by dk_cache_open. */
 dk_status dk__cache_images_init(dk_cache *c, dk_error *err);

@@ -8,6 +8,7 @@
  * the cache coalesced outside every image.  Binds the cache kept as opcodes
  * (old builders, unresolved imports) are carried over as they are.
  */
+#include "cache_internal.h"
 #include "extract_internal.h"
 
 /* ------------------------------------------------------------ export maps */
@@ -426,8 +427,32 @@ static dk_status classify(xstate *s, const dk_vec *wrefs, proto_index *protos)
         const dk_cache_mapping *maps = dk_cache_mappings(s->c, &nm);
         if (!maps[mi].slide_version) continue; /* no slide info: nothing to rebase here */
         unsigned step = s->ptr == 8 && (maps[mi].slide_version == 3 || maps[mi].slide_version == 5) ? 8 : 4;
+        /* Only the slots the page bitmaps mark as rebased are read (pages
+           without pointers are skipped whole); a slot outside mapping MI or
+           not 4-byte aligned takes the general path. */
+        const dk_cache_mapping *mp = &maps[mi];
+        uint32_t psz = 0;
+        dk__cache_page_bits(s->c, mi, UINT64_MAX, &psz); /* just the page size */
+        if (!psz) continue; /* the slide info did not parse: nothing is rebased */
+        uint64_t cur_page = UINT64_MAX;
+        const uint8_t *bits = NULL;
         for (uint64_t off = 0; off + s->ptr <= sg->vmsize; off += step) {
             uint64_t addr = sg->vmaddr + off;
+            uint64_t moff = addr - mp->address;
+            if (moff < mp->size && !(moff & 3)) {
+                uint64_t page = moff / psz;
+                if (page != cur_page) {
+                    bits = dk__cache_page_bits(s->c, mi, page, &psz);
+                    cur_page = page;
+                }
+                if (!bits) {
+                    /* no pointer on this page: on to the first slot of the next */
+                    off += ((page + 1) * psz - moff + step - 1) / step * step - step;
+                    continue;
+                }
+                uint32_t slot = (uint32_t)((moff % psz) / 4);
+                if (!((bits[slot >> 3] >> (slot & 7)) & 1)) continue;
+            }
             dk_slide_pointer p;
             bool rebased;
             if (dk_cache_read_pointer(s->c, addr, &p, &rebased, NULL) != DK_OK || !rebased) continue;

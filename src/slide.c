@@ -514,6 +514,15 @@ static bool on_chain(dk_cache *c, long mi, uint64_t addr)
     return bit_get(bits, (uint32_t)((off % s->info.page_size) / 4));
 }
 
+const uint8_t *dk__cache_page_bits(dk_cache *c, long mi, uint64_t page, uint32_t *page_size)
+{
+    dk__slide_state *s = &c->slides[mi];
+    if (!s->present) return NULL;
+    *page_size = s->info.page_size;
+    if (page >= s->info.page_starts_count) return NULL;
+    return page_ptr_bits(s, (uint32_t)page);
+}
+
 bool dk__cache_decode_ptr(void *ctx, uint64_t vmaddr, uint64_t raw, uint64_t *value)
 {
     dk_cache *c = ctx;
