@@ -67,11 +67,14 @@ class Image(Original):
         if f["kind"] == "rebase":
             t = f["target"]
             if self.section(t) in STRING_SECTIONS or self.seg_off(t)[0] == "__OBJC_EXTRA":
-                return ("rebase", "string", self.cstr(t))
-            return ("rebase",) + self.seg_off(t)
+                return ("rebase", "string", self.cstr(t), f.get("auth"))
+            a = f.get("auth")
+            return ("rebase",) + self.seg_off(t) + ((a["key"], a["diversity"], a["addr_div"]) if a else None,)
         dylib = self.dylibs.get(f.get("ordinal"), f.get("ordinal"))
         kind = "bind" if f["kind"] in ("bind", "lazy_bind", "weak_bind") else f["kind"]
-        return (kind, f.get("symbol"), f.get("addend", 0), bool(f.get("weak_import")), dylib)
+        a = f.get("auth")
+        return (kind, f.get("symbol"), f.get("addend", 0), bool(f.get("weak_import")), dylib,
+                (a["key"], a["diversity"], a["addr_div"]) if a else None)
 
     def fixup_map(self):
         out = {}
@@ -130,14 +133,18 @@ def extract(rep, cache, out, *opts):
     return json.loads(stdout) if ok else None
 
 
-def compare(rep, orig_path, ext_path, label, lazy_expected=True):
-    o, e = Image(orig_path), Image(ext_path)
+def compare(rep, orig_path, ext_path, label, lazy_expected=True, kept=(), ext=None):
+    o, e = Image(orig_path), ext or Image(ext_path)
     om, em = o.fixup_map(), e.fixup_map()
     problems = []
     for key, want in om.items():
         got = em.get(key)
         if got is None:
             problems.append("%s+0x%x: %r missing" % (key[0], key[1], want))
+        elif got != want and key in kept and got[:-1] == want[:-1] and got[-1] is None:
+            # an import the cache kept unresolved (or a missing weak import) is a classic
+            # bind opcode in the cache, which has no room for pointer authentication
+            continue
         elif got != want:
             problems.append("%s+0x%x: %r, expected %r" % (key[0], key[1], got, want))
     for key, got in em.items():
@@ -209,7 +216,9 @@ def check_set(rep, tmp, s, fmt_opts, label, inputs, rpath_dir=True, *extract_opt
         what = "%s %s" % (label, install)
         objdump_clean(rep, ext, what)
         verify_ok(rep, ext, what)
-        n += compare(rep, path, ext, what)
+        e = Image(ext)
+        kept = {e.seg_off(f["address"]) for f in j("fixups", "--json", "%s:%s" % (cache, install))["fixups"] if f["kind"] != "rebase"}
+        n += compare(rep, path, ext, what, kept=kept, ext=e)
     # run the code
     st = os.path.join(out, "@rpath", "libselftest.dylib")
     if os.path.exists(st):
@@ -315,6 +324,15 @@ def main():
     total = 0
     try:
         for s in SETS:
+            inputs = [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS]
+            for fmt in ("832", "1042"):
+                total += check_set(rep, tmp, s, ["--allow-unresolved", "--format", fmt], "%s/%s" % (s, fmt), inputs)
+            uin = [os.path.join(dktest.FIXTURES, s, "umbrella", p) for p in UMBRELLA]
+            total += check_set(rep, tmp, s, [], "%s/umbrella" % s, uin)
+        # arm64e (the arm64 chained fixtures converted by tests/tools/mkarm64e): authenticated
+        # pointers through slide info v3 and back into DYLD_CHAINED_PTR_ARM64E
+        s = "arm64e-chained"
+        if rep.ok(os.path.isdir(os.path.join(dktest.FIXTURES, s)), "fixtures %s built (tests/tools/mkarm64e)" % s):
             inputs = [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS]
             for fmt in ("832", "1042"):
                 total += check_set(rep, tmp, s, ["--allow-unresolved", "--format", fmt], "%s/%s" % (s, fmt), inputs)
