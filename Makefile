@@ -49,7 +49,7 @@ CLI       := $(BUILD)/dyldkit
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test check asan fuzz bench demo install uninstall clean fixtures unit
+.PHONY: all test check asan fuzz fuzz-build bench demo install uninstall clean fixtures unit
 
 all: $(CLI) $(STATIC) $(SHARED)
 
@@ -99,9 +99,13 @@ asan:
 fixtures:
 	./tests/fixtures/build.sh $(BUILD)/fixtures
 
+# libFuzzer targets (fuzz/fuzz_*.c, see FUZZING.md): built with clang-22 into
+# FUZZ_BUILD, then each runs FUZZ_SECONDS in turn (one process at a time).
 FUZZ_SECONDS ?= 60
-fuzz:
-	./fuzz/run.sh $(FUZZ_SECONDS)
+FUZZ_BUILD   ?= build/libfuzzer
+FUZZ_CC      ?= clang-22
+fuzz: fuzz-build
+	./fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: all
 	./bench/run.sh $(BUILD)
@@ -142,3 +146,26 @@ fixtures: export MKARM64E = $(abspath $(BUILD)/tools/mkarm64e)
 $(BUILD)/tools/%: tests/tools/%.c $(HEADERS) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+# ---- fuzz targets (fuzz/fuzz_<target>.c).  Each is linked with fuzz/replay.c
+# (a plain main) into $(BUILD)/fuzz-replay/<target>, part of `make unit`, so
+# `make test` and `make asan` replay the seeds and fuzz/regressions/ without
+# libFuzzer (tests/test_fuzz_replay.py); and with libFuzzer into
+# $(FUZZ_BUILD)/fuzzers/<target> by `make fuzz-build`.
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+unit: $(FUZZ_TARGETS:%=$(BUILD)/fuzz-replay/%)
+
+$(BUILD)/fuzz-replay/%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ fuzz/replay.c $< $(STATIC) $(LDLIBS)
+
+fuzz-build:
+	./scripts/deps.sh
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) WERROR= CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	  LDFLAGS="$(FUZZ_SAN)" $(FUZZ_BUILD)/libdyldkit.a $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzzers/%)
+
+$(BUILD)/fuzzers/%: fuzz/fuzz_%.c fuzz/fuzz.h $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
