@@ -181,13 +181,17 @@ int main(int argc, char **argv)
         return EXIT_BAD_INPUT;
     }
     int rc = parse_args(&c, cmd, argc - first, argv + first);
-    if (rc) return rc;
+    if (rc) {
+        free(c.pos);
+        return rc;
+    }
     const char *nc = getenv("NO_COLOR");
     bool color = isatty(STDOUT_FILENO) && !(nc && *nc);
     out_init(&c.o, stdout, c.json, color);
     rc = cmd->fn(&c);
     out_flush(&c.o);
     out_free(&c.o);
+    free(c.pos);
     if (ferror(stdout)) {
         fprintf(stderr, "dyldkit: error writing output\n");
         return EXIT_BAD_INPUT;
