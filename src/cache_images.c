@@ -344,7 +344,7 @@ static dk_status build_segments(dk_cache *c, dk_error *err)
         }
         dk_macho_close(m);
     }
-    qsort(v.data, v.len, sizeof(dk__seg_rec), seg_cmp);
+    if (v.len) qsort(v.data, v.len, sizeof(dk__seg_rec), seg_cmp); /* no segments: data is NULL */
     c->segs = v.data;
     c->nsegs = v.len;
     return DK_OK;

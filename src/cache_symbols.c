@@ -319,7 +319,7 @@ static dk_status image_syms(dk_cache *c, size_t image, const dk__image_syms **ou
         } else {
             dk__sym_rec *r = b.recs.data;
             for (size_t i = 0; i < b.recs.len; i++) r[i].name = (const char *)b.names.data + (uintptr_t)r[i].name;
-            qsort(r, b.recs.len, sizeof *r, sym_cmp);
+            if (r) qsort(r, b.recs.len, sizeof *r, sym_cmp); /* no symbols: r is NULL, which qsort may not get */
             is->recs = r ? r : calloc(1, sizeof *r);
             is->count = b.recs.len;
             is->names = b.names.data;
