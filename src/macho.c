@@ -481,6 +481,14 @@ static dk_status parse_segment(parse_ctx *c, uint32_t i, const dk_loadcmd *lc)
         sec.segment = segidx;
         uint32_t type = sec.flags & SECTION_TYPE;
         bool zerofill = type == S_ZEROFILL || type == S_GB_ZEROFILL || type == S_THREAD_LOCAL_ZEROFILL;
+        /* in memory too: a cache image's sections lie inside their segments */
+        if (seg.vmsize && sec.addr < seg.vmaddr)
+            return FAIL(c, "load command %u %s section %u (%s,%s): addr 0x%llx less than the segment's vmaddr 0x%llx",
+                        i, cn, s, sec.segname, sec.sectname, (unsigned long long)sec.addr, (unsigned long long)seg.vmaddr);
+        if (seg.vmsize && (sec.addr - seg.vmaddr > seg.vmsize || sec.size > seg.vmsize - (sec.addr - seg.vmaddr)))
+            return FAIL(c, "load command %u %s section %u (%s,%s): addr+size 0x%llx greater than the segment's vmaddr+vmsize 0x%llx",
+                        i, cn, s, sec.segname, sec.sectname, (unsigned long long)(sec.addr + sec.size),
+                        (unsigned long long)(seg.vmaddr + seg.vmsize));
         if (!m->in_cache) {
             /* The checks LLVM's MachOObjectFile applies (dSYMs and dylib stubs keep
              * section headers whose contents were stripped, so offsets are not checked there). */
@@ -494,13 +502,6 @@ static dk_status parse_segment(parse_ctx *c, uint32_t i, const dk_loadcmd *lc)
             if (!zerofill && !stripped && sec.size > seg.filesize && seg.filesize != 0)
                 return FAIL(c, "load command %u %s section %u (%s,%s): size 0x%llx greater than the segment's filesize 0x%llx",
                             i, cn, s, sec.segname, sec.sectname, (unsigned long long)sec.size, (unsigned long long)seg.filesize);
-            if (seg.vmsize && sec.addr < seg.vmaddr)
-                return FAIL(c, "load command %u %s section %u (%s,%s): addr 0x%llx less than the segment's vmaddr 0x%llx",
-                            i, cn, s, sec.segname, sec.sectname, (unsigned long long)sec.addr, (unsigned long long)seg.vmaddr);
-            if (seg.vmsize && (sec.addr - seg.vmaddr > seg.vmsize || sec.size > seg.vmsize - (sec.addr - seg.vmaddr)))
-                return FAIL(c, "load command %u %s section %u (%s,%s): addr+size 0x%llx greater than the segment's vmaddr+vmsize 0x%llx",
-                            i, cn, s, sec.segname, sec.sectname, (unsigned long long)(sec.addr + sec.size),
-                            (unsigned long long)(seg.vmaddr + seg.vmsize));
             if (!stripped && sec.reloff > m->size)
                 return FAIL(c, "load command %u %s section %u (%s,%s): reloff 0x%x extends past the end of the file (0x%zx)",
                             i, cn, s, sec.segname, sec.sectname, sec.reloff, m->size);
