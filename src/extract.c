@@ -3,12 +3,15 @@
  * decoded from slide info), then run the passes -- pointer classification
  * (extract_ptrs.c), Objective-C de-uniquing (extract_objc.c), stubs and call
  * sites (extract_code.c), LINKEDIT and the file (extract_linkedit.c) -- and
- * write the result to a temporary file renamed into place when complete.
+ * write the result to a temporary file renamed into place when complete
+ * (an unnamed O_TMPFILE on Linux, so that even a killed process leaves no
+ * partial file behind).
  */
 #include "codesign.h"
 #include "extract_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -288,12 +291,97 @@ static dk_status mkdirs(const char *path, dk_error *err)
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            int e = errno;
-            *p = '/';
-            return dk_fail(err, DK_E_IO, "cannot create directory %s: %s", buf, strerror(e));
-        }
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return dk_fail(err, DK_E_IO, "cannot create directory %s: %s", buf, strerror(errno)); /* BUF names it */
         *p = '/';
+    }
+    return DK_OK;
+}
+
+/* Write all of DATA to FD; false with errno set on failure. */
+static bool write_all(int fd, const uint8_t *data, size_t size)
+{
+    while (size) {
+        ssize_t w = write(fd, data, size);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (w == 0) errno = EIO;
+            return false;
+        }
+        data += w;
+        size -= (size_t)w;
+    }
+    return true;
+}
+
+/*
+ * Put DATA at PATH so that no reader, and no interruption, ever sees a partial
+ * file there.  Linux: an unnamed O_TMPFILE in PATH's directory, written, then
+ * linked as TMP and renamed over PATH -- a process killed while writing leaves
+ * nothing behind.  Elsewhere (or when the file system has no O_TMPFILE): TMP
+ * written with O_EXCL, then renamed; removed on any failure.
+ */
+static dk_status write_atomically(const char *path, const char *tmp, const uint8_t *data, size_t size, dk_error *err)
+{
+#ifdef O_TMPFILE
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = 0;
+    else if (slash) *slash = 0;
+    else strcpy(dir, ".");
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        if (!write_all(fd, data, size)) {
+            int e = errno;
+            close(fd);
+            return dk_fail(err, DK_E_IO, "cannot write %s: %s", path, strerror(e));
+        }
+        /* complete: give it its name (a new file appears whole; an old one is replaced by rename) */
+        const char *name = path;
+        int e = 0;
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0) {
+            e = errno;
+            name = tmp;
+            if (e == EEXIST) e = linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+        }
+        if (close(fd) != 0 && !e) {
+            e = errno;
+            unlink(name);
+            return dk_fail(err, DK_E_IO, "cannot write %s: %s", path, strerror(e));
+        }
+        if (!e) {
+            if (name == tmp && rename(tmp, path) != 0) {
+                e = errno;
+                unlink(tmp);
+                return dk_fail(err, DK_E_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+            }
+            return DK_OK;
+        }
+        if (e != ENOENT) return dk_fail(err, DK_E_IO, "cannot create %s: %s", name, strerror(e));
+        /* no /proc: write a named temporary file instead */
+    } else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+        return dk_fail(err, DK_E_IO, "cannot create a file in %s: %s", dir, strerror(errno));
+    }
+#endif
+    int tfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (tfd < 0) return dk_fail(err, DK_E_IO, "cannot create %s: %s", tmp, strerror(errno));
+    bool ok = write_all(tfd, data, size);
+    int e = errno;
+    if (close(tfd) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok) {
+        unlink(tmp);
+        return dk_fail(err, DK_E_IO, "cannot write %s: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        e = errno;
+        unlink(tmp);
+        return dk_fail(err, DK_E_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
     }
     return DK_OK;
 }
@@ -321,26 +409,9 @@ dk_status dk_extract_image_to_dir(dk_extractor *x, size_t index, const dk_extrac
         free(data);
         return st;
     }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int e = errno;
-        free(data);
-        return dk_fail(err, DK_E_IO, "cannot create %s: %s", tmp, strerror(e));
-    }
-    size_t wr = fwrite(data, 1, size, f);
-    int bad = ferror(f) | (wr != size);
-    if (fclose(f) != 0) bad = 1;
+    st = write_atomically(path, tmp, data, size, err);
     free(data);
-    if (bad) {
-        int e = errno;
-        unlink(tmp);
-        return dk_fail(err, DK_E_IO, "cannot write %s: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return dk_fail(err, DK_E_IO, "cannot rename %s: %s", tmp, strerror(e));
-    }
+    if (st) return st;
     if (path_out) snprintf(path_out, PATH_MAX, "%s", path);
     return DK_OK;
 }

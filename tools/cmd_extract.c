@@ -3,11 +3,14 @@
 
 #include "dyldkit/extract.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct job {
@@ -82,6 +85,49 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/*
+ * Create DIR (and its parents) and make sure a file can be created in it, so
+ * that an output directory that cannot be written (read-only file system, a
+ * path through a regular file, /proc) is one clear error before any work.
+ * Probed with an unnamed O_TMPFILE, which leaves nothing behind.
+ */
+static int check_output_dir(const char *dir)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {
+        cli_errorf("%s: output path too long", dir);
+        return EXIT_BAD_INPUT;
+    }
+    size_t len = strlen(buf);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char ch = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            if (ch) cli_errorf("%s: cannot create directory %s: %s", dir, buf, strerror(e));
+            else cli_errorf("%s: cannot create directory: %s", dir, strerror(e));
+            return EXIT_BAD_INPUT;
+        }
+        buf[i] = ch;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        cli_errorf("%s: not a directory", dir);
+        return EXIT_BAD_INPUT;
+    }
+#ifdef O_TMPFILE
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+    } else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+        cli_errorf("%s: cannot write files there: %s", dir, strerror(errno));
+        return EXIT_BAD_INPUT;
+    }
+#endif
+    return EXIT_OK;
+}
+
 static int cmd_cache_extract(cli *c)
 {
     if (c->npos < 1) return cli_usage(c, "cache extract needs CACHE");
@@ -128,6 +174,11 @@ static int cmd_cache_extract(cli *c)
             dk_cache_close(cache);
             return rc;
         }
+    }
+    if ((rc = check_output_dir(c->output))) {
+        free(indices);
+        dk_cache_close(cache);
+        return rc;
     }
     dk_extractor *x;
     if (dk_extractor_new(cache, &x, &err)) {
