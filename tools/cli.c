@@ -253,11 +253,64 @@ void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n)
     snprintf(buf, n, "%s%s%s", seg, *sec ? "," : "", sec);
 }
 
+#define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+
+/* The common fixup (no auth, no chain details, pointer type) as one piece of
+ * JSON text, byte for byte what the general path below writes; false when
+ * a string needs escaping or does not fit (the general path then runs). */
+static bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, const dk_segment *segs, size_t ns,
+                            const dk_section *secs, size_t nc)
+{
+    char b[768], *p = b;
+    const char *end = b + sizeof b - 96; /* room for the numbers and keys after each string */
+    p = LIT(p, "{\"kind\":");
+    p = json_str_at(p, end, dk_fixup_kind_name(f->kind));
+    if (!p) return false;
+    p = LIT(p, ",\"address\":");
+    p = json_u64_at(p, f->address);
+    p = LIT(p, ",\"segment\":");
+    p = json_str_at(p, end, f->segment >= 0 && (size_t)f->segment < ns ? segs[f->segment].segname : NULL);
+    if (!p) return false;
+    p = LIT(p, ",\"section\":");
+    p = json_str_at(p, end, f->section >= 0 && (size_t)f->section < nc ? secs[f->section].sectname : NULL);
+    if (!p) return false;
+    if (f->kind == DK_FIXUP_REBASE) {
+        p = LIT(p, ",\"target\":");
+        p = json_u64_at(p, f->target);
+        if (f->high8) {
+            p = LIT(p, ",\"high8\":");
+            p = json_u64_at(p, f->high8);
+        }
+    } else {
+        p = LIT(p, ",\"ordinal\":");
+        p = json_i64_at(p, f->ordinal);
+        p = LIT(p, ",\"dylib\":");
+        p = json_str_at(p, end, dk_macho_ordinal_name(m, f->ordinal));
+        if (!p) return false;
+        p = LIT(p, ",\"symbol\":");
+        p = json_str_at(p, end, f->symbol);
+        if (!p) return false;
+        p = LIT(p, ",\"addend\":");
+        p = json_i64_at(p, f->addend);
+        p = f->weak_import ? LIT(p, ",\"weak_import\":true") : LIT(p, ",\"weak_import\":false");
+        if (f->kind == DK_FIXUP_LAZY_BIND) {
+            p = LIT(p, ",\"lazy_bind_offset\":");
+            p = json_u64_at(p, f->lazy_offset);
+        }
+    }
+    *p++ = '}';
+    o_raw(o, NULL, b, (size_t)(p - b));
+    return true;
+}
+
 void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next)
 {
     size_t ns, nc;
     const dk_segment *segs = dk_macho_segments(m, &ns);
     const dk_section *secs = dk_macho_sections(m, &nc);
+    if (o->json && !o->null && o->depth > 0 && !f->strong && !chain && !f->auth && f->type <= 1 &&
+        fixup_json_fast(o, m, f, segs, ns, secs, nc))
+        return;
     o_obj(o, NULL);
     o_str(o, "kind", dk_fixup_kind_name(f->kind));
     if (f->strong) {

@@ -226,14 +226,25 @@ void o_arr_end(out *o)
 
 static size_t u64_digits(uint64_t v, char *buf)
 {
+    static const char d2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                             "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                             "8081828384858687888990919293949596979899";
     char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
-    return n;
+    size_t n = sizeof tmp;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        n -= 2;
+        memcpy(tmp + n, d2 + 2 * r, 2);
+    }
+    if (v >= 10) {
+        n -= 2;
+        memcpy(tmp + n, d2 + 2 * v, 2);
+    } else {
+        tmp[--n] = (char)('0' + v);
+    }
+    memcpy(buf, tmp + n, sizeof tmp - n);
+    return sizeof tmp - n;
 }
 
 void o_u64(out *o, const char *k, uint64_t v)
@@ -257,6 +268,43 @@ void o_i64(out *o, const char *k, int64_t v)
     }
     n += u64_digits(u, buf + n);
     wr(o, buf, n);
+}
+
+void o_raw(out *o, const char *k, const char *json, size_t n)
+{
+    if (!o->json || o->null) return;
+    key(o, k);
+    wr(o, json, n);
+}
+
+char *json_str_at(char *p, const char *end, const char *s)
+{
+    if (!s) {
+        if (end - p < 4) return NULL;
+        memcpy(p, "null", 4);
+        return p + 4;
+    }
+    if (end - p < 2) return NULL;
+    *p++ = '"';
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || end - p < 2) return NULL;
+        *p++ = (char)c;
+    }
+    *p++ = '"';
+    return p;
+}
+
+char *json_u64_at(char *p, uint64_t v) { return p + u64_digits(v, p); }
+
+char *json_i64_at(char *p, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        *p++ = '-';
+        u = 0 - u;
+    }
+    return p + u64_digits(u, p);
 }
 
 void o_strn(out *o, const char *k, const char *s, size_t n)

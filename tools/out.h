@@ -42,6 +42,16 @@ void o_strn(out *o, const char *key, const char *s, size_t n);
 void o_bool(out *o, const char *key, bool v);
 void o_null(out *o, const char *key);
 void o_uuid(out *o, const char *key, const uint8_t uuid[16]);
+/* A value the caller wrote as JSON text itself (hot loops), with the usual
+ * comma and KEY handling. */
+void o_raw(out *o, const char *key, const char *json, size_t n);
+/* Helpers for such text: each appends at P and returns the new end.
+ * json_str_at writes S quoted (null for NULL) and returns NULL when S needs
+ * escaping or does not fit before END (the caller then takes the o_str path);
+ * the number forms need at most 21 bytes. */
+char *json_str_at(char *p, const char *end, const char *s);
+char *json_u64_at(char *p, uint64_t v);
+char *json_i64_at(char *p, int64_t v);
 
 /* Human text. */
 void o_printf(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
