@@ -394,7 +394,9 @@ dk_status dk_extract_image_to_dir(dk_extractor *x, size_t index, const dk_extrac
     if (index >= n) return dk_fail(err, DK_E_ARG, "image %zu out of range", index);
     const char *rel = imgs[index].path;
     while (*rel == '/') rel++;
-    if (!*rel || strstr(rel, "/../") || strncmp(rel, "../", 3) == 0)
+    size_t rl = strlen(rel);
+    if (!*rel || strstr(rel, "/../") || strncmp(rel, "../", 3) == 0 || strcmp(rel, "..") == 0 ||
+        (rl >= 3 && strcmp(rel + rl - 3, "/..") == 0))
         return dk_fail(err, DK_E_MALFORMED, "image %zu: install path %s cannot name a file under the output directory", index, imgs[index].path);
     char path[PATH_MAX], tmp[PATH_MAX];
     int w = snprintf(path, sizeof path, "%s/%s", dir, rel);

@@ -188,7 +188,9 @@ static uint64_t follow(xstate *s, uint64_t t)
             t = v;
             continue;
         }
-        if (a64_add_imm(i1, &rt, &rn, &off) && rn == rd && p && a64_ldr_uimm(i2, &rm, &rn, &sz, &sz)) {
+        unsigned lt, ln, lsz;
+        uint32_t loff;
+        if (a64_add_imm(i1, &rt, &rn, &off) && rn == rd && a64_ldr_uimm(i2, &lt, &ln, &loff, &lsz) && ln == rt && loff == 0) {
             uint64_t v = cache_target(s, page + off); /* arm64e: adrp/add/ldr/braa */
             if (!v) return t;
             t = v;
