@@ -552,10 +552,35 @@ static int export_cb(void *ctx, const dk_export *e)
         o_obj_end(o);
         return 0;
     }
+    /* "%s0x%0*llx%s  %s%s%s" without printf: one line per export of tries with 100,000s */
     char addr[24];
-    if (e->flags & DK_EXPORT_REEXPORT) snprintf(addr, sizeof addr, "%*s", x->is64 ? 18 : 10, "");
-    else snprintf(addr, sizeof addr, "0x%0*" PRIx64, x->is64 ? 16 : 8, e->address);
-    o_printf(o, "%s%s%s  %s%s%s", c_addr(o), addr, c_off(o), c_sym(o), e->name, c_off(o));
+    size_t na, width = x->is64 ? 16 : 8;
+    if (e->flags & DK_EXPORT_REEXPORT) {
+        memset(addr, ' ', width + 2);
+        na = width + 2;
+    } else {
+        char hex[16];
+        size_t nh = 0;
+        uint64_t v = e->address;
+        do {
+            hex[sizeof hex - 1 - nh++] = "0123456789abcdef"[v & 15];
+            v >>= 4;
+        } while (v);
+        size_t pad = nh < width ? width - nh : 0;
+        addr[0] = '0';
+        addr[1] = 'x';
+        memset(addr + 2, '0', pad);
+        memcpy(addr + 2 + pad, hex + sizeof hex - nh, nh);
+        na = 2 + pad + nh;
+    }
+    const char *ca = c_addr(o), *cs = c_sym(o), *co = c_off(o);
+    o_write(o, ca, strlen(ca));
+    o_write(o, addr, na);
+    o_write(o, co, strlen(co));
+    o_write(o, "  ", 2);
+    o_write(o, cs, strlen(cs));
+    o_write(o, e->name, strlen(e->name));
+    o_write(o, co, strlen(co));
     if (e->flags & DK_EXPORT_WEAK) o_printf(o, " [weak]");
     if (e->flags & DK_EXPORT_TLS) o_printf(o, " [thread-local]");
     if (e->flags & DK_EXPORT_ABSOLUTE) o_printf(o, " [absolute]");
@@ -566,7 +591,7 @@ static int export_cb(void *ctx, const dk_export *e)
         o_printf(o, " [re-export] from %s", from ? from : "?");
         if (strcmp(e->imported_name, e->name) != 0) o_printf(o, " (as %s)", e->imported_name);
     }
-    o_printf(o, "\n");
+    o_write(o, "\n", 1);
     return 0;
 }
 
