@@ -35,10 +35,20 @@ typedef struct dk__sym_rec {
     const char *name;
 } dk__sym_rec;
 
+/* A section of an image, for address lookup without reopening the image. */
+typedef struct dk__sect_rec {
+    uint64_t addr, size;
+    char sectname[17];
+} dk__sect_rec;
+
 typedef struct dk__image_syms {
     dk__sym_rec *recs;
     size_t count;
     char *names;  /* owned copies of export names */
+    dk__sect_rec *sects;     /* the image's sections in load-command order */
+    size_t nsects;
+    char (*segnames)[17];    /* the image's segment names in order */
+    size_t nsegnames;
 } dk__image_syms;
 
 /* Local-symbol entry, sorted by dylib offset. */

@@ -102,6 +102,8 @@ void dk__cache_symbols_free(dk_cache *c)
         for (size_t i = 0; i < c->nimages; i++) {
             free(c->image_syms[i].recs);
             free(c->image_syms[i].names);
+            free(c->image_syms[i].sects);
+            free(c->image_syms[i].segnames);
         }
         free(c->image_syms);
         c->image_syms = NULL;
@@ -295,6 +297,37 @@ static int sym_cmp(const void *a, const void *b)
 }
 
 /* The sorted symbols of one image, built once. */
+/* The segment names and sections of IMAGE, copied into IS (the image opened once). */
+static dk_status image_layout(dk_cache *c, size_t image, dk__image_syms *is, dk_error *err)
+{
+    dk_macho *m;
+    dk_status st = dk_cache_open_image(c, image, &m, err);
+    if (st) return st;
+    size_t ns, nsec;
+    const dk_segment *segs = dk_macho_segments(m, &ns);
+    const dk_section *sects = dk_macho_sections(m, &nsec);
+    is->segnames = calloc(ns ? ns : 1, sizeof *is->segnames);
+    is->sects = calloc(nsec ? nsec : 1, sizeof *is->sects);
+    if (!is->segnames || !is->sects) {
+        free(is->segnames);
+        free(is->sects);
+        is->segnames = NULL;
+        is->sects = NULL;
+        dk_macho_close(m);
+        return dk_fail(err, DK_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < ns; i++) memcpy(is->segnames[i], segs[i].segname, 17);
+    for (size_t i = 0; i < nsec; i++) {
+        is->sects[i].addr = sects[i].addr;
+        is->sects[i].size = sects[i].size;
+        memcpy(is->sects[i].sectname, sects[i].sectname, 17);
+    }
+    is->nsegnames = ns;
+    is->nsects = nsec;
+    dk_macho_close(m);
+    return DK_OK;
+}
+
 static dk_status image_syms(dk_cache *c, size_t image, const dk__image_syms **out, dk_error *err)
 {
     dk_status st = DK_OK;
@@ -308,15 +341,24 @@ static dk_status image_syms(dk_cache *c, size_t image, const dk__image_syms **ou
     if (!is->recs) {
         sym_build b;
         memset(&b, 0, sizeof b);
+        dk__image_syms lay;
+        memset(&lay, 0, sizeof lay);
         pthread_mutex_unlock(&c->lock);
-        st = dk_cache_foreach_image_symbol(c, image, collect_cb, &b, err);
+        st = image_layout(c, image, &lay, err);
+        if (!st) st = dk_cache_foreach_image_symbol(c, image, collect_cb, &b, err);
         pthread_mutex_lock(&c->lock);
         if (b.oom) st = dk_fail(err, DK_E_NOMEM, "out of memory");
         if (st || is->recs) {
             dk_vec_free(&b.recs);
             dk_vec_free(&b.names);
+            free(lay.sects);
+            free(lay.segnames);
             if (st) goto out;
         } else {
+            is->sects = lay.sects;
+            is->nsects = lay.nsects;
+            is->segnames = lay.segnames;
+            is->nsegnames = lay.nsegnames;
             dk__sym_rec *r = b.recs.data;
             for (size_t i = 0; i < b.recs.len; i++) r[i].name = (const char *)b.names.data + (uintptr_t)r[i].name;
             if (r) qsort(r, b.recs.len, sizeof *r, sym_cmp); /* no symbols: r is NULL, which qsort may not get */
@@ -349,17 +391,16 @@ dk_status dk_cache_lookup(dk_cache *c, uint64_t addr, dk_cache_location *out, dk
     if (image < 0) return DK_OK;
     out->image = image;
     out->image_path = c->images[image].path;
-    dk_macho *m;
-    if ((st = dk_cache_open_image(c, (size_t)image, &m, err))) return st;
-    size_t ns, nsec;
-    const dk_segment *segs = dk_macho_segments(m, &ns);
-    const dk_section *sects = dk_macho_sections(m, &nsec);
-    if (seg->segment < ns) memcpy(out->segment, segs[seg->segment].segname, 17);
-    int si = dk_macho_section_at(m, addr);
-    if (si >= 0 && (size_t)si < nsec) memcpy(out->section, sects[si].sectname, 17);
-    dk_macho_close(m);
+    /* segment and section names from the per-image tables built with its
+       symbols: the image is not reopened per lookup */
     const dk__image_syms *is = NULL;
     if ((st = image_syms(c, (size_t)image, &is, err)) || !is) return st;
+    if (seg->segment < is->nsegnames) memcpy(out->segment, is->segnames[seg->segment], 17);
+    for (size_t i = 0; i < is->nsects; i++)
+        if (addr >= is->sects[i].addr && addr - is->sects[i].addr < is->sects[i].size) {
+            memcpy(out->section, is->sects[i].sectname, 17);
+            break;
+        }
     size_t lo = 0, hi = is->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
