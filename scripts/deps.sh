@@ -3,13 +3,14 @@
 # the LLVM 22 toolchain that builds real Mach-O fixtures and serves as the
 # oracle (clang-22, lld-22, llvm-22), python3 for the golden comparisons,
 # libunicorn-dev for emulated arm64 calls, libcapstone-dev for x86_64 cache
-# building, zlib.  Safe to run repeatedly.
+# building, zlib; GNU time for make bench.  Safe to run repeatedly.
 set -euo pipefail
 need=()
 command -v clang-22 >/dev/null 2>&1 || need+=(clang-22)
 command -v ld64.lld-22 >/dev/null 2>&1 || need+=(lld-22)
 command -v llvm-objdump-22 >/dev/null 2>&1 || need+=(llvm-22)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+[ -x /usr/bin/time ] || need+=(time)   # GNU time: peak memory in make bench
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
