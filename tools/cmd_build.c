@@ -80,8 +80,9 @@ const command cmds_build[] = {
      "mapping after the cache header, data segments grouped by kind, one shared\n"
      "LINKEDIT; rebases applied, binds resolved through export tries and\n"
      "re-exports, arm64 calls pointed straight at their targets, selectors\n"
-     "uniqued, slide info for every data mapping (v2 arm64/x86_64, v3 arm64e,\n"
-     "v4 arm64_32 by default), local symbols unmapped, a patch table.\n"
+     "and ObjC protocols uniqued, slide info for every data mapping (v2\n"
+     "arm64/x86_64, v3 arm64e, v4 arm64_32 by default), local symbols\n"
+     "unmapped, a patch table (v1 for 832, v3 for 1042).\n"
      "--format 832 writes one file; 1042 writes CACHE, CACHE.01 (data),\n"
      "CACHE.dyldlinkedit and CACHE.symbols.  Every dependency must be among the\n"
      "inputs unless --allow-unresolved keeps missing imports as binds.\n"},
