@@ -288,6 +288,15 @@ static dk_status mkdirs(const char *path, dk_error *err)
     char buf[PATH_MAX];
     if (strlen(path) >= sizeof buf) return dk_fail(err, DK_E_ARG, "path too long");
     strcpy(buf, path);
+    /* --all writes a thousand images into a few directories: try the file's
+       own directory first, and walk down from the top only when it is new */
+    char *last = strrchr(buf, '/');
+    if (last && last != buf) {
+        *last = 0;
+        int r = mkdir(buf, 0755);
+        *last = '/';
+        if (r == 0 || errno == EEXIST) return DK_OK;
+    }
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
