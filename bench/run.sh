@@ -5,7 +5,8 @@
 #   bench/run.sh [BUILD]        BUILD holds dyldkit and libdyldkit.a (default build)
 #
 # Environment: BENCH_RUNS (rounds per comparison, default 5), BENCH_ONLY
-# (fixups, stubs, cache: a subset), BENCH_INPUTS (default build/bench-inputs).
+# (fixups, stubs, cache: a subset), BENCH_SKIP_BUILD=1 (no cache build row),
+# BENCH_INPUTS (default build/bench-inputs).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 cd "$HERE"
