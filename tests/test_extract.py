@@ -346,7 +346,7 @@ def main():
         total += check_set(rep, tmp, s, ["--allow-unresolved", "--slide", "v1"], "%s/v1" % s, inputs)
         check_sign_and_chained(rep, tmp)
         check_corpus_caches(rep, tmp)
-        check_failures(rep, tmp, os.path.join(tmp, "arm64-chained-832"))
+        check_failures(rep, tmp, os.path.join(tmp, "arm64-chained-%s" % formats[0]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("extract: %d fixups compared round trip" % total)
