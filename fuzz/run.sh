@@ -12,8 +12,8 @@
 #     (-rss_limit_mb, default 2048) input is written to FUZZ_BUILD/artifacts/TARGET/:
 #     add it to fuzz/regressions/TARGET/ with the fix;
 #   - the log is FUZZ_BUILD/logs/TARGET.log, and one line per run (date, target,
-#     seconds, executions, result) is appended to FUZZ_BUILD/fuzz-runs.tsv,
-#     the record FUZZING.md totals come from.
+#     wall seconds, CPU seconds of the fuzzer process, executions, result) is
+#     appended to FUZZ_BUILD/fuzz-runs.tsv, the record FUZZING.md totals come from.
 # Environment: FUZZ_TIMEOUT, FUZZ_RSS_MB, FUZZ_ARGS (extra libFuzzer flags),
 # DYLDKIT (the CLI seeds.py builds caches with; default build/dyldkit).
 # Exits 1 if any target found something.
@@ -51,11 +51,13 @@ for t in "${TARGETS[@]}"; do
     log=$FB/logs/$t.log
     echo "== fuzz $t: ${SECS}s, $i seeds, log $log"
     start=$(date +%s)
-    "$bin" -max_total_time="$SECS" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
+    TIMEFORMAT='%U %S'
+    { time "$bin" -max_total_time="$SECS" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
         -max_len=$maxlen -dict=fuzz/dyldkit.dict -artifact_prefix="$FB/artifacts/$t/" -print_final_stats=1 \
-        ${FUZZ_ARGS:-} "$FB/corpus/$t" "$seeds" "fuzz/regressions/$t" > "$log" 2>&1
+        ${FUZZ_ARGS:-} "$FB/corpus/$t" "$seeds" "fuzz/regressions/$t" > "$log" 2>&1 ; } 2> "$FB/logs/$t.time"
     rc=$?
     secs=$(( $(date +%s) - start ))
+    cpu=$(awk '{printf "%.0f", $1 + $2}' "$FB/logs/$t.time" 2>/dev/null)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     if [ $rc -eq 0 ]; then
         result=clean
@@ -64,7 +66,7 @@ for t in "${TARGETS[@]}"; do
         status=1
         grep -m1 -E 'ERROR: |runtime error|SUMMARY|fuzz:' "$log" | sed 's/^/   /'
     fi
-    printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$t" "$secs" "${execs:-?}" "$result" >> "$FB/fuzz-runs.tsv"
-    echo "== fuzz $t: $result, ${secs}s, ${execs:-?} executions"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$t" "$secs" "${cpu:-?}" "${execs:-?}" "$result" >> "$FB/fuzz-runs.tsv"
+    echo "== fuzz $t: $result, ${secs}s wall, ${cpu:-?}s CPU, ${execs:-?} executions"
 done
 exit $status
