@@ -54,9 +54,12 @@ class Cache:
                 with open(os.path.join(d, m["file"]), "rb") as f:
                     self.files[m["file"]] = f.read()
         self.ptrs = {}
+        self.auth = {}  # arm64e: the key, diversity and address diversity slide info gives a pointer
         for m in j("cache", "slide", "--pointers", "--json", path)["mappings"]:
             for p in m["pointers"]:
                 self.ptrs[p["address"]] = p["target"] | (p.get("high8", 0) << 56)
+                if "auth" in p:
+                    self.auth[p["address"]] = p["auth"]
 
     def read(self, addr, n):
         for m in self.maps:
@@ -259,6 +262,10 @@ def check_cache(rep, cache_path, inputs, label):
             if want is None or value != want:
                 problems.append("%s: %s at 0x%x (new 0x%x): cache holds %s, expected %s" % (
                     im.install, f["kind"], addr, loc, value if value is None else hex(value), want if want is None else hex(want)))
+            elif got is not None and cache.auth.get(loc) != f.get("auth"):
+                # arm64e: slide info v3/v5 keep each authenticated pointer's signing data
+                problems.append("%s: %s at 0x%x (new 0x%x): cache signs it %s, the dylib %s" % (
+                    im.install, f["kind"], addr, loc, cache.auth.get(loc), f.get("auth")))
             checked += 1
         # every export is still found in the cache image
         cexp = {e["name"] for e in j("exports", "--json", spec)["exports"]}
@@ -293,6 +300,14 @@ def main():
             out = os.path.join(tmp, "%s-umbrella" % s)
             if build(rep, out, uin):
                 total += check_cache(rep, out, uin, "%s/umbrella" % s)
+        # arm64e (tests/tools/mkarm64e's conversions): slide info v3 (the default) and v5,
+        # authenticated pointers keeping their key, diversity and address diversity
+        s = "arm64e-chained"
+        inputs = [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS]
+        for opts in (("--format", "832"), ("--format", "1042"), ("--slide", "v5")):
+            out = os.path.join(tmp, "%s-%s" % (s, opts[1]))
+            if build(rep, out, inputs, "--allow-unresolved", *opts):
+                total += check_cache(rep, out, inputs, "%s/%s" % (s, opts[1]))
         # determinism: the same inputs give byte-identical caches
         s = "arm64-chained"
         inputs = [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS]

@@ -338,6 +338,8 @@ def main():
             inputs = [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS]
             for fmt in formats:
                 total += check_set(rep, tmp, s, ["--allow-unresolved", "--format", fmt], "%s/%s" % (s, fmt), inputs)
+            # slide info v5 (the newer arm64e format: one value_add, no B keys)
+            total += check_set(rep, tmp, s, ["--allow-unresolved", "--slide", "v5"], "%s/v5" % s, inputs)
             uin = [os.path.join(dktest.FIXTURES, s, "umbrella", p) for p in UMBRELLA]
             total += check_set(rep, tmp, s, [], "%s/umbrella" % s, uin)
         # slide info v1 on one set (the pointer values, not the layout, differ)
