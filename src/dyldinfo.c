@@ -204,7 +204,25 @@ typedef struct walker {
     uint64_t budget; /* fixups left before DK_E_LIMIT */
     const char *sn;
     uint32_t stream_off;
+    /* Location hints: fixups come in runs inside one section, so the last
+     * answers are kept with the address range they hold for. */
+    int check_seg;          /* check_location: this segment's section ... */
+    uint32_t check_sect;    /* ... index (in m->sects) contained the last location */
+    uint64_t at_lo, at_hi;  /* emit: addresses in [at_lo, at_hi) have ... */
+    int at_seg, at_sect;    /* ... this dk_macho_segment_at / dk__section_index_at */
 } walker;
+
+/* The first entry of a first-match table containing address A is entry I
+ * for every address of [lo, hi) when no earlier entry meets that range. */
+static bool first_for_range(const dk_segment *segs, const dk_section *sects, int i, uint64_t lo, uint64_t hi)
+{
+    for (int k = 0; k < i; k++) {
+        uint64_t a = segs ? segs[k].vmaddr : sects[k].addr, n = segs ? segs[k].vmsize : sects[k].size;
+        if (a < hi && lo - a < n) return false;
+        if (a >= lo && a < hi && n) return false;
+    }
+    return true;
+}
 
 /* Bound on fixups per image: a real image stores every pointer it fixes up, so
  * it cannot have more than one per 2 bytes of file; the floor covers zero-fill. */
@@ -218,11 +236,19 @@ static dk_status check_location(walker *w, int seg, uint64_t segoff, unsigned wi
                        w->sn, opname, opoff, w->stream_off + opoff);
     const dk_segment *g = &m->segs[seg];
     /* LLVM also insists the location is inside a section of that segment */
+    uint64_t a = g->vmaddr + segoff;
     bool in_section = g->nsects == 0;
+    if (!in_section && w->check_seg == seg) {
+        const dk_section *x = &m->sects[w->check_sect];
+        in_section = a >= x->addr && a - x->addr < x->size && x->size - (a - x->addr) >= width;
+    }
     for (uint32_t k = 0; k < g->nsects && !in_section; k++) {
         const dk_section *x = &m->sects[g->first_section + k];
-        uint64_t a = g->vmaddr + segoff;
         in_section = a >= x->addr && a - x->addr < x->size && x->size - (a - x->addr) >= width;
+        if (in_section) {
+            w->check_seg = seg;
+            w->check_sect = g->first_section + k;
+        }
     }
     if (!in_section && segoff < g->vmsize)
         return dk_fail(w->err, DK_E_MALFORMED, "%s opcodes: %s at offset 0x%x (file offset 0x%x): address 0x%llx (segment %s + 0x%llx) is not in any section",
@@ -240,8 +266,30 @@ static dk_status check_location(walker *w, int seg, uint64_t segoff, unsigned wi
 
 static dk_status emit(walker *w, dk_fixup *f)
 {
-    f->segment = dk_macho_segment_at(w->m, f->address);
-    f->section = dk__section_index_at(w->m, f->address);
+    if (!w->cb) return DK_OK; /* validating only */
+    if (f->address - w->at_lo < w->at_hi - w->at_lo) {
+        f->segment = w->at_seg;
+        f->section = w->at_sect;
+    } else {
+        const dk_macho *m = w->m;
+        f->segment = dk_macho_segment_at(m, f->address);
+        f->section = dk__section_index_at(m, f->address);
+        /* keep the answer for the rest of the section, if it holds there */
+        if (f->segment >= 0 && f->section >= 0) {
+            const dk_segment *g = &m->segs[f->segment];
+            const dk_section *x = &m->sects[f->section];
+            uint64_t lo = x->addr > g->vmaddr ? x->addr : g->vmaddr;
+            uint64_t xe = x->addr + x->size, ge = g->vmaddr + g->vmsize;
+            uint64_t hi = xe < ge ? xe : ge;
+            if (lo < hi && xe > x->addr && ge > g->vmaddr && first_for_range(m->segs, NULL, f->segment, lo, hi) &&
+                first_for_range(NULL, m->sects, f->section, lo, hi)) {
+                w->at_lo = lo;
+                w->at_hi = hi;
+                w->at_seg = f->segment;
+                w->at_sect = f->section;
+            }
+        }
+    }
     if (w->cb(w->ctx, f)) return DK_E_STOPPED;
     return DK_OK;
 }
@@ -290,16 +338,18 @@ static dk_status walk_rebase(walker *w)
         unsigned width = (type == REBASE_TYPE_POINTER || type == 0) ? ptr : 4;
         for (uint64_t k = 0; k < count; k++) {
             if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) return st;
-            dk_fixup f;
-            memset(&f, 0, sizeof f);
-            f.kind = DK_FIXUP_REBASE;
-            f.address = m->segs[seg].vmaddr + segoff;
-            f.type = type ? type : REBASE_TYPE_POINTER;
-            f.width = (uint8_t)width;
-            uint64_t v = 0;
-            if (dk__read_word(m, f.address, width, &v)) f.target = v;
-            f.raw = v;
-            if ((st = emit(w, &f))) return st;
+            if (w->cb) {
+                dk_fixup f;
+                memset(&f, 0, sizeof f);
+                f.kind = DK_FIXUP_REBASE;
+                f.address = m->segs[seg].vmaddr + segoff;
+                f.type = type ? type : REBASE_TYPE_POINTER;
+                f.width = (uint8_t)width;
+                uint64_t v = 0;
+                if (dk__read_word(m, f.address, width, &v)) f.target = v;
+                f.raw = v;
+                if ((st = emit(w, &f))) return st;
+            }
             uint64_t step = skip + ptr;
             if (step == 0 && count > 1)
                 return dk_fail(w->err, DK_E_MALFORMED, "rebase opcodes: %s at offset 0x%x: skip wraps to the same address",
@@ -428,7 +478,7 @@ static dk_status walk_bind(walker *w, dk_opcode_stream s)
                 f.symbol = symbol;
                 f.symbol_flags = flags;
                 f.segment = f.section = -1;
-                if (w->cb(w->ctx, &f)) {
+                if (w->cb && w->cb(w->ctx, &f)) {
                     st = DK_E_STOPPED;
                     goto out;
                 }
@@ -525,19 +575,21 @@ static dk_status walk_bind(walker *w, dk_opcode_stream s)
         unsigned width = type == BIND_TYPE_POINTER ? ptr : 4;
         for (uint64_t k = 0; k < count; k++) {
             if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) goto out;
-            dk_fixup f;
-            memset(&f, 0, sizeof f);
-            f.kind = s == DK_STREAM_BIND ? DK_FIXUP_BIND : s == DK_STREAM_WEAK_BIND ? DK_FIXUP_WEAK_BIND : DK_FIXUP_LAZY_BIND;
-            f.address = m->segs[seg].vmaddr + segoff;
-            f.type = type;
-            f.width = (uint8_t)width;
-            f.symbol = symbol;
-            f.ordinal = s == DK_STREAM_WEAK_BIND ? BIND_SPECIAL_DYLIB_WEAK_LOOKUP : ordinal;
-            f.addend = addend;
-            f.symbol_flags = flags;
-            f.weak_import = (flags & BIND_SYMBOL_FLAGS_WEAK_IMPORT) != 0;
-            f.lazy_offset = record;
-            if ((st = emit(w, &f))) goto out;
+            if (w->cb) {
+                dk_fixup f;
+                memset(&f, 0, sizeof f);
+                f.kind = s == DK_STREAM_BIND ? DK_FIXUP_BIND : s == DK_STREAM_WEAK_BIND ? DK_FIXUP_WEAK_BIND : DK_FIXUP_LAZY_BIND;
+                f.address = m->segs[seg].vmaddr + segoff;
+                f.type = type;
+                f.width = (uint8_t)width;
+                f.symbol = symbol;
+                f.ordinal = s == DK_STREAM_WEAK_BIND ? BIND_SPECIAL_DYLIB_WEAK_LOOKUP : ordinal;
+                f.addend = addend;
+                f.symbol_flags = flags;
+                f.weak_import = (flags & BIND_SYMBOL_FLAGS_WEAK_IMPORT) != 0;
+                f.lazy_offset = record;
+                if ((st = emit(w, &f))) goto out;
+            }
             uint64_t step = skip + ptr;
             if (step == 0 && count > 1) {
                 st = dk_fail(w->err, DK_E_MALFORMED, "%s opcodes: %s at offset 0x%x: skip wraps to the same address", w->sn,
@@ -559,7 +611,7 @@ out:
 
 dk_status dk__dyldinfo_fixups(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *err)
 {
-    walker w = {m, cb, ctx, err, fixup_budget(m), "", 0};
+    walker w = {m, cb, ctx, err, fixup_budget(m), "", 0, -1, 0, 0, 0, -1, -1};
     dk_status st;
     if ((st = walk_rebase(&w))) return st;
     if ((st = walk_bind(&w, DK_STREAM_BIND))) return st;

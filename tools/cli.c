@@ -255,24 +255,52 @@ void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n)
 
 #define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
 
+/* A memoised piece: the text rendered last time for KEY, copied; otherwise
+ * rendered now (LIT then the JSON string S, or S2 after a second literal)
+ * and remembered when it fits.  NULL when a string needs escaping. */
+static char *memo_at(struct memo_piece *mp, int64_t k0, int64_t k1, char *p, const char *end, const char *lit,
+                     const char *s, const char *lit2, const char *s2)
+{
+    if (mp && mp->len && mp->key[0] == k0 && mp->key[1] == k1) {
+        memcpy(p, mp->text, mp->len);
+        return p + mp->len;
+    }
+    char *q = p;
+    size_t n = strlen(lit);
+    memcpy(p, lit, n);
+    if (!(p = json_str_at(p + n, end, s))) return NULL;
+    if (lit2) {
+        n = strlen(lit2);
+        memcpy(p, lit2, n);
+        if (!(p = json_str_at(p + n, end, s2))) return NULL;
+    }
+    if (mp && (size_t)(p - q) <= sizeof mp->text) {
+        memcpy(mp->text, q, (size_t)(p - q));
+        mp->len = (uint16_t)(p - q);
+        mp->key[0] = k0;
+        mp->key[1] = k1;
+    }
+    return p;
+}
+
 /* The common fixup (no auth, no chain details, pointer type) as one piece of
  * JSON text, byte for byte what the general path below writes; false when
  * a string needs escaping or does not fit (the general path then runs). */
 static bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, const dk_segment *segs, size_t ns,
-                            const dk_section *secs, size_t nc)
+                            const dk_section *secs, size_t nc, fixup_json_memo *memo)
 {
-    char b[768], *p = b;
-    const char *end = b + sizeof b - 96; /* room for the numbers and keys after each string */
-    p = LIT(p, "{\"kind\":");
-    p = json_str_at(p, end, dk_fixup_kind_name(f->kind));
+    enum { ROOM = 768 };
+    char local[ROOM], *b = o_reserve(o, ROOM), *p; /* in place when the buffer has room */
+    if (!b) b = local;
+    p = b;
+    const char *end = b + ROOM - 96; /* room for the numbers and keys after each string */
+    p = memo_at(memo ? &memo->kind : NULL, f->kind, 0, p, end, "{\"kind\":", dk_fixup_kind_name(f->kind), NULL, NULL);
     if (!p) return false;
     p = LIT(p, ",\"address\":");
     p = json_u64_at(p, f->address);
-    p = LIT(p, ",\"segment\":");
-    p = json_str_at(p, end, f->segment >= 0 && (size_t)f->segment < ns ? segs[f->segment].segname : NULL);
-    if (!p) return false;
-    p = LIT(p, ",\"section\":");
-    p = json_str_at(p, end, f->section >= 0 && (size_t)f->section < nc ? secs[f->section].sectname : NULL);
+    p = memo_at(memo ? &memo->where : NULL, f->segment, f->section, p, end, ",\"segment\":",
+                f->segment >= 0 && (size_t)f->segment < ns ? segs[f->segment].segname : NULL, ",\"section\":",
+                f->section >= 0 && (size_t)f->section < nc ? secs[f->section].sectname : NULL);
     if (!p) return false;
     if (f->kind == DK_FIXUP_REBASE) {
         p = LIT(p, ",\"target\":");
@@ -284,8 +312,8 @@ static bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, const 
     } else {
         p = LIT(p, ",\"ordinal\":");
         p = json_i64_at(p, f->ordinal);
-        p = LIT(p, ",\"dylib\":");
-        p = json_str_at(p, end, dk_macho_ordinal_name(m, f->ordinal));
+        p = memo_at(memo ? &memo->dylib : NULL, f->ordinal, 0, p, end, ",\"dylib\":", dk_macho_ordinal_name(m, f->ordinal),
+                    NULL, NULL);
         if (!p) return false;
         p = LIT(p, ",\"symbol\":");
         p = json_str_at(p, end, f->symbol);
@@ -299,17 +327,18 @@ static bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, const 
         }
     }
     *p++ = '}';
-    o_raw(o, NULL, b, (size_t)(p - b));
+    if (b == local) o_raw(o, NULL, b, (size_t)(p - b));
+    else o_commit(o, b, p);
     return true;
 }
 
-void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next)
+void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo)
 {
     size_t ns, nc;
     const dk_segment *segs = dk_macho_segments(m, &ns);
     const dk_section *secs = dk_macho_sections(m, &nc);
     if (o->json && !o->null && o->depth > 0 && !f->strong && !chain && !f->auth && f->type <= 1 &&
-        fixup_json_fast(o, m, f, segs, ns, secs, nc))
+        fixup_json_fast(o, m, f, segs, ns, secs, nc, memo))
         return;
     o_obj(o, NULL);
     o_str(o, "kind", dk_fixup_kind_name(f->kind));

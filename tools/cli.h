@@ -71,8 +71,17 @@ const char *cli_basename(const char *path);
 bool cli_parse_u64(const char *s, uint64_t *value);
 
 /* shared JSON/human pieces */
+/** JSON pieces one image's fixups repeat (kind, segment and section, dylib),
+ *  kept rendered; zero-initialise one per image (dk_macho), or pass NULL. */
+typedef struct fixup_json_memo {
+    struct memo_piece {
+        int64_t key[2];
+        uint16_t len; /* 0: empty */
+        char text[118];
+    } kind, where, dylib;
+} fixup_json_memo;
 /** One fixups[] element (interface.md); CHAIN adds raw, next and import_index. */
-void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next);
+void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo);
 void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n);
 
 /* ------------------------------------------------------------ commands */

@@ -614,6 +614,7 @@ typedef struct fix_ctx {
     out *o;
     const dk_macho *m;
     bool is64;
+    fixup_json_memo memo;
 } fix_ctx;
 
 static void human_fixup(out *o, const dk_macho *m, const dk_fixup *f, bool is64)
@@ -645,7 +646,7 @@ static int fixup_cb(void *ctx, const dk_fixup *f)
 {
     fix_ctx *x = ctx;
     if (x->o->null) return 0;
-    if (x->o->json) emit_fixup_json(x->o, x->m, f, false, 0);
+    if (x->o->json) emit_fixup_json(x->o, x->m, f, false, 0, &x->memo);
     else human_fixup(x->o, x->m, f, x->is64);
     return 0;
 }
@@ -656,7 +657,11 @@ static dk_status do_fixups(cli *c, dk_macho *m, const dk_slice *s, dk_error *err
     out *o = &c->o;
     dk_fixup_encoding enc = dk_macho_fixup_encoding(m);
     const char *encs = enc == DK_ENCODING_CHAINED ? "chained" : enc == DK_ENCODING_DYLD_INFO ? "dyld_info" : "none";
-    fix_ctx x = {o, m, dk_macho_header(m)->is64};
+    fix_ctx x;
+    memset(&x, 0, sizeof x);
+    x.o = o;
+    x.m = m;
+    x.is64 = dk_macho_header(m)->is64;
     if (o->json) {
         o_str(o, "encoding", encs);
         o_arr(o, "fixups");
@@ -664,7 +669,8 @@ static dk_status do_fixups(cli *c, dk_macho *m, const dk_slice *s, dk_error *err
         o_printf(o, "%s%-28s %-*s  %-10s %s%s\n", c_head(o), "segment,section", x.is64 ? 18 : 10, "address", "kind",
                  "target", c_off(o));
     }
-    dk_status st = dk_macho_foreach_fixup(m, fixup_cb, &x, err);
+    /* the silent checking pass (cli_each_slice) only needs the errors */
+    dk_status st = dk_macho_foreach_fixup(m, o->null ? NULL : fixup_cb, &x, err);
     if (o->json) o_arr_end(o);
     return st;
 }
@@ -761,7 +767,7 @@ static int chain_cb(void *ctx, const dk_chain_item *it)
     case DK_CHAIN_FIXUP: {
         const dk_fixup *f = it->fixup;
         if (o->json) {
-            emit_fixup_json(o, x->m, f, true, it->next);
+            emit_fixup_json(o, x->m, f, true, it->next, NULL);
             break;
         }
         o_printf(o, "      %s0x%08" PRIx64 "%s  %s%-6s%s  ", c_addr(o), f->address, c_off(o), c_head(o),

@@ -270,6 +270,32 @@ void o_i64(out *o, const char *k, int64_t v)
     wr(o, buf, n);
 }
 
+char *o_reserve(out *o, size_t n)
+{
+    if (!o->json || o->null || !o->f || n + 1 > o->cap) return NULL;
+    if (o->len + n + 1 > o->cap) {
+        fwrite(o->buf, 1, o->len, o->f);
+        o->len = 0;
+    }
+    /* one byte kept in front for the comma o_commit may put there */
+    return o->buf + o->len + 1;
+}
+
+void o_commit(out *o, const char *start, const char *end)
+{
+    size_t n = (size_t)(end - start);
+    /* key(o, NULL) without its flush: the comma lands in the byte kept free */
+    bool inner = o->depth > 0 && o->depth < OUT_MAX_DEPTH;
+    if (inner && o->need_comma[o->depth]) o->buf[o->len++] = ',';
+    else memmove(o->buf + o->len, start, n);
+    if (inner) o->need_comma[o->depth] = true;
+    o->len += n;
+    if (o->len >= FLUSH_AT) {
+        fwrite(o->buf, 1, o->len, o->f);
+        o->len = 0;
+    }
+}
+
 void o_raw(out *o, const char *k, const char *json, size_t n)
 {
     if (!o->json || o->null) return;
@@ -284,13 +310,45 @@ char *json_str_at(char *p, const char *end, const char *s)
         memcpy(p, "null", 4);
         return p + 4;
     }
-    if (end - p < 2) return NULL;
-    *p++ = '"';
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || end - p < 2) return NULL;
-        *p++ = (char)c;
+    size_t n = strlen(s);
+    if (end - p < 2 || (size_t)(end - p) - 2 < n) return NULL;
+    /* Eight bytes at a time: any byte < 0x20, >= 0x7f, '"' or '\\' needs the
+     * general (escaping) path. */
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+#define HAS_ZERO(v) (((v) - ones) & ~(v) & high)
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        if (((v - ones * 0x20) & ~v & high) | (v & high) | HAS_ZERO(v ^ (ones * 0x7f)) | HAS_ZERO(v ^ (ones * '"')) |
+            HAS_ZERO(v ^ (ones * '\\')))
+            return NULL;
     }
+#undef HAS_ZERO
+    static const uint8_t plain[256] = { /* 0x20-0x7e except '"' and '\\' */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
+    unsigned bad = 0;
+    for (; i < n; i++) bad |= plain[(unsigned char)s[i]] ^ 1u;
+    if (bad) return NULL;
+    *p++ = '"';
+    memcpy(p, s, n);
+    p += n;
     *p++ = '"';
     return p;
 }

@@ -42,6 +42,11 @@ void o_strn(out *o, const char *key, const char *s, size_t n);
 void o_bool(out *o, const char *key, bool v);
 void o_null(out *o, const char *key);
 void o_uuid(out *o, const char *key, const uint8_t uuid[16]);
+/* An array element written in place: o_reserve gives room for N bytes in the
+ * buffer (NULL when output is discarded or N is too large), o_commit adds the
+ * element written at [START, END) there. */
+char *o_reserve(out *o, size_t n);
+void o_commit(out *o, const char *start, const char *end);
 /* A value the caller wrote as JSON text itself (hot loops), with the usual
  * comma and KEY handling. */
 void o_raw(out *o, const char *key, const char *json, size_t n);

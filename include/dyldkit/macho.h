@@ -310,7 +310,8 @@ typedef struct dk_fixup {
 typedef int (*dk_fixup_cb)(void *ctx, const dk_fixup *fixup);
 
 dk_fixup_encoding dk_macho_fixup_encoding(const dk_macho *m);
-/** Every rebase and bind the loader performs, in stream / chain order. */
+/** Every rebase and bind the loader performs, in stream / chain order.  With
+ *  CB NULL the streams and chains are only checked (the same errors, less work). */
 dk_status dk_macho_foreach_fixup(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *err);
 const char *dk_fixup_kind_name(dk_fixup_kind kind);
 const char *dk_key_name(uint8_t key);
