@@ -40,6 +40,10 @@ static void walk(dk_macho *m)
     fz_sink += dk_macho_fixup_encoding(m);
     addrs x = {{0}, 0};
     dk_status st = dk_macho_foreach_fixup(m, collect_cb, &x, &e);
+    /* checking only (no callback) finds exactly what the full walk finds */
+    dk_error e2 = {0};
+    dk_status st2 = dk_macho_foreach_fixup(m, NULL, NULL, &e2);
+    if (st2 != st || (st && strcmp(e.message, e2.message) != 0)) abort();
     fz_check(st, &e);
     for (size_t i = 0; i < x.n; i++) {
         const dk_fixup *f;
