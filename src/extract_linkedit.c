@@ -303,10 +303,13 @@ static void extra_segment_cmd(xstate *s, lc_out *o, const xseg *g, const out_seg
         dk_wr32le(x + 16, sec[k].flags);
         x += s64 ? 32 : 28;
     }
-    cmd_segment(s, o, p, hdr + nsects * ssz, g, os);
-    /* cmd_segment copied the command once more: drop the first copy */
-    memmove(o->cmds.data + at, o->cmds.data + at + hdr + nsects * ssz, hdr + nsects * ssz);
-    o->cmds.len -= hdr + nsects * ssz;
+    /* cmd_segment appends to o->cmds (which may move it): give it a copy,
+     * then drop the draft */
+    uint32_t n = hdr + nsects * ssz;
+    uint8_t draft[72 + 2 * 80];
+    memcpy(draft, p, n);
+    o->cmds.len = at;
+    cmd_segment(s, o, draft, n, g, os);
 }
 
 /* ----------------------------------------------------------------- file */
