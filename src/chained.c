@@ -342,6 +342,7 @@ typedef struct chain_walk {
     size_t nimports;
     uint64_t *seg_addrs;
     uint64_t budget; /* chain entries left before DK_E_LIMIT */
+    dk_at_memo at_sect; /* section of the last entry */
 } chain_walk;
 
 /* Bound on chain entries per image: the chains of a real image never overlap,
@@ -382,7 +383,7 @@ static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t 
             return dk_fail(w->err, DK_E_UNSUPPORTED, "chained fixups: unknown pointer_format %u", s->pointer_format);
         f.address = addr;
         f.segment = (int)s->seg_index;
-        f.section = dk__section_index_at(m, addr);
+        f.section = dk__section_at_memo(m, addr, &w->at_sect);
         if (f.kind == DK_FIXUP_BIND) {
             if (f.import_index >= w->nimports)
                 return dk_fail(w->err, DK_E_MALFORMED, "chained fixups: bind at 0x%llx uses import %u but there are %zu imports",

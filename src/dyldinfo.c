@@ -208,21 +208,8 @@ typedef struct walker {
      * answers are kept with the address range they hold for. */
     int check_seg;          /* check_location: this segment's section ... */
     uint32_t check_sect;    /* ... index (in m->sects) contained the last location */
-    uint64_t at_lo, at_hi;  /* emit: addresses in [at_lo, at_hi) have ... */
-    int at_seg, at_sect;    /* ... this dk_macho_segment_at / dk__section_index_at */
+    dk_at_memo at_seg, at_sect; /* emit */
 } walker;
-
-/* The first entry of a first-match table containing address A is entry I
- * for every address of [lo, hi) when no earlier entry meets that range. */
-static bool first_for_range(const dk_segment *segs, const dk_section *sects, int i, uint64_t lo, uint64_t hi)
-{
-    for (int k = 0; k < i; k++) {
-        uint64_t a = segs ? segs[k].vmaddr : sects[k].addr, n = segs ? segs[k].vmsize : sects[k].size;
-        if (a < hi && lo - a < n) return false;
-        if (a >= lo && a < hi && n) return false;
-    }
-    return true;
-}
 
 /* Bound on fixups per image: a real image stores every pointer it fixes up, so
  * it cannot have more than one per 2 bytes of file; the floor covers zero-fill. */
@@ -267,29 +254,8 @@ static dk_status check_location(walker *w, int seg, uint64_t segoff, unsigned wi
 static dk_status emit(walker *w, dk_fixup *f)
 {
     if (!w->cb) return DK_OK; /* validating only */
-    if (f->address - w->at_lo < w->at_hi - w->at_lo) {
-        f->segment = w->at_seg;
-        f->section = w->at_sect;
-    } else {
-        const dk_macho *m = w->m;
-        f->segment = dk_macho_segment_at(m, f->address);
-        f->section = dk__section_index_at(m, f->address);
-        /* keep the answer for the rest of the section, if it holds there */
-        if (f->segment >= 0 && f->section >= 0) {
-            const dk_segment *g = &m->segs[f->segment];
-            const dk_section *x = &m->sects[f->section];
-            uint64_t lo = x->addr > g->vmaddr ? x->addr : g->vmaddr;
-            uint64_t xe = x->addr + x->size, ge = g->vmaddr + g->vmsize;
-            uint64_t hi = xe < ge ? xe : ge;
-            if (lo < hi && xe > x->addr && ge > g->vmaddr && first_for_range(m->segs, NULL, f->segment, lo, hi) &&
-                first_for_range(NULL, m->sects, f->section, lo, hi)) {
-                w->at_lo = lo;
-                w->at_hi = hi;
-                w->at_seg = f->segment;
-                w->at_sect = f->section;
-            }
-        }
-    }
+    f->segment = dk__segment_at_memo(w->m, f->address, &w->at_seg);
+    f->section = dk__section_at_memo(w->m, f->address, &w->at_sect);
     if (w->cb(w->ctx, f)) return DK_E_STOPPED;
     return DK_OK;
 }
@@ -611,7 +577,7 @@ out:
 
 dk_status dk__dyldinfo_fixups(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *err)
 {
-    walker w = {m, cb, ctx, err, fixup_budget(m), "", 0, -1, 0, 0, 0, -1, -1};
+    walker w = {m, cb, ctx, err, fixup_budget(m), "", 0, -1, 0, {0, 0, 0}, {0, 0, 0}};
     dk_status st;
     if ((st = walk_rebase(&w))) return st;
     if ((st = walk_bind(&w, DK_STREAM_BIND))) return st;

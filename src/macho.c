@@ -136,6 +136,41 @@ int dk__section_index_at(const dk_macho *m, uint64_t a)
 
 int dk_macho_section_at(const dk_macho *m, uint64_t a) { return dk__section_index_at(m, a); }
 
+/* Entry I of a first-match table is the answer for all of its range when no
+ * earlier entry meets that range; RANGE gives entry K's start and size. */
+typedef void (*range_fn)(const dk_macho *m, int k, uint64_t *lo, uint64_t *n);
+static void seg_range(const dk_macho *m, int k, uint64_t *lo, uint64_t *n) { *lo = m->segs[k].vmaddr, *n = m->segs[k].vmsize; }
+static void sect_range(const dk_macho *m, int k, uint64_t *lo, uint64_t *n) { *lo = m->sects[k].addr, *n = m->sects[k].size; }
+
+static int memo_keep(const dk_macho *m, int i, range_fn range, dk_at_memo *memo)
+{
+    uint64_t lo, n, a, z;
+    range(m, i, &lo, &n);
+    if (n == 0 || lo + n < lo) return i;
+    for (int k = 0; k < i; k++) {
+        range(m, k, &a, &z);
+        if (z && a < lo + n && (a >= lo || lo - a < z)) return i;
+    }
+    memo->lo = lo;
+    memo->hi = lo + n;
+    memo->index = i;
+    return i;
+}
+
+int dk__segment_at_memo(const dk_macho *m, uint64_t a, dk_at_memo *memo)
+{
+    if (a - memo->lo < memo->hi - memo->lo) return memo->index;
+    int i = dk_macho_segment_at(m, a);
+    return i < 0 ? i : memo_keep(m, i, seg_range, memo);
+}
+
+int dk__section_at_memo(const dk_macho *m, uint64_t a, dk_at_memo *memo)
+{
+    if (a - memo->lo < memo->hi - memo->lo) return memo->index;
+    int i = dk__section_index_at(m, a);
+    return i < 0 ? i : memo_keep(m, i, sect_range, memo);
+}
+
 const dk_section *dk_macho_find_section(const dk_macho *m, const char *seg, const char *sect)
 {
     for (size_t i = 0; i < m->nsects; i++)

@@ -103,6 +103,16 @@ static inline bool dk__seg_ok(const dk_macho *m, uint64_t seg) { return seg < m-
 
 /** Section index for an address, -1 if none. */
 int dk__section_index_at(const dk_macho *m, uint64_t vmaddr);
+/* dk_macho_segment_at / dk__section_index_at for walks that ask about
+ * neighbouring addresses: the last answer is kept with the address range
+ * [lo, hi) it holds for (its entry's range, when no earlier entry overlaps
+ * it: the tables are searched first match first).  Zero-initialise. */
+typedef struct dk_at_memo {
+    uint64_t lo, hi;
+    int index;
+} dk_at_memo;
+int dk__segment_at_memo(const dk_macho *m, uint64_t vmaddr, dk_at_memo *memo);
+int dk__section_at_memo(const dk_macho *m, uint64_t vmaddr, dk_at_memo *memo);
 
 /** Read a pointer-width value at VMADDR in the image's byte order; false if absent. */
 bool dk__read_word(const dk_macho *m, uint64_t vmaddr, unsigned width, uint64_t *out);
