@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "fuzz"))
 import dktest  # noqa: E402
 from test_corpus import mutate, BOUNDARY32  # noqa: E402
-from test_malformed import contract_problems, SANITIZER_MARKERS  # noqa: E402
+from test_malformed import contract_problems, crash_problems  # noqa: E402
 import seeds  # noqa: E402
 
 MAX_SIZE = 256 * 1024
@@ -64,38 +64,8 @@ FINDING_CMDS = ("verify", "resolve")
 
 def run(args, timeout):
     """(rc or None when killed, stdout, stderr, wall seconds, cpu seconds)."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    bufs = {}
-
-    def drain(name, f):
-        keep, total = b"", 0
-        while True:
-            chunk = f.read(65536)
-            if not chunk:
-                break
-            total += len(chunk)
-            if len(keep) < 1 << 20:
-                keep += chunk[:(1 << 20) - len(keep)]
-        bufs[name] = keep
-
-    ts = [threading.Thread(target=drain, args=(k, f)) for k, f in (("out", p.stdout), ("err", p.stderr))]
-    for t in ts:
-        t.start()
-    killed = False
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if not killed and time.monotonic() - t0 > timeout:
-            p.kill()
-            killed = True
-        time.sleep(0.002)
-    wall = time.monotonic() - t0
-    for t in ts:
-        t.join()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return (None if killed else p.returncode), bufs["out"], bufs["err"], wall, ru.ru_utime + ru.ru_stime
+    rc, out, err, wall, ru = dktest.run_measured(args, timeout, keep=1 << 20)
+    return rc, out, err, wall, ru.ru_utime + ru.ru_stime
 
 
 class Server:
@@ -196,18 +166,8 @@ def cache_base(data):
 # ------------------------------------------------------------------ checks
 
 def check(cmd, rc, out, err, path, json_out, wall, cpu):
-    probs = []
     text = err.decode(errors="replace")
-    if rc is None:
-        return ["no exit within %.0fs (hang)" % (HANG_SECONDS * dktest.SLOW)]
-    if rc < 0:
-        probs.append("killed by signal %d" % -rc)
-    elif rc not in (0, 1):
-        probs.append("exit status %d" % rc)
-    for mark in SANITIZER_MARKERS:
-        if mark in text:
-            probs.append("sanitizer report: %s" % [l for l in text.splitlines() if mark in l][0][:300])
-            break
+    probs = crash_problems(rc, text, HANG_SECONDS * dktest.SLOW)
     if probs:
         return probs
     if cmd == "cache extract" or (cmd in FINDING_CMDS and rc == 1):

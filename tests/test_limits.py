@@ -27,11 +27,8 @@ Prints `limits: N cases, M runs`.
 """
 import os
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import dktest  # noqa: E402
@@ -45,39 +42,9 @@ MACHO_CMDS = ("info", "loadcmds", "segments", "symbols", "dylibs", "exports", "f
 
 def run(args):
     """(rc, stdout, stderr, seconds, peak RSS in MB) of one dyldkit run; rc None when it had to be killed."""
-    t0 = time.monotonic()
-    p = subprocess.Popen([dktest.DYLDKIT] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    bufs = {}
-
-    def drain(name, f):
-        keep, total = b"", 0  # only the start is kept: a runaway run must not grow this process
-        while True:
-            chunk = f.read(65536)
-            if not chunk:
-                break
-            total += len(chunk)
-            if len(keep) < 65536:
-                keep += chunk[:65536 - len(keep)]
-        bufs[name] = keep if total == len(keep) else keep + b"... (%d bytes)" % total
-
-    readers = [threading.Thread(target=drain, args=(k, f)) for k, f in (("out", p.stdout), ("err", p.stderr))]
-    for r in readers:
-        r.start()
     hard = TIME_LIMIT * dktest.SLOW * 5 + 5  # well beyond the bound: only so that a hang is reported
-    killed = False
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if not killed and time.monotonic() - t0 > hard:
-            p.kill()
-            killed = True
-        time.sleep(0.005)
-    dt = time.monotonic() - t0
-    for r in readers:
-        r.join()
-    p.returncode = os.waitstatus_to_exitcode(status)  # reaped here (wait4 gives this child's own rusage)
-    return (None if killed else p.returncode), bufs["out"], bufs["err"], dt, ru.ru_maxrss / 1024
+    rc, out, err, dt, ru = dktest.run_measured([dktest.DYLDKIT] + args, hard)
+    return rc, out, err, dt, ru.ru_maxrss / 1024
 
 
 def expect_rejected(rep, path, args, phrase):

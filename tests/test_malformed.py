@@ -84,20 +84,29 @@ def run_cmd(cmd, path, json_out, timeout=TIMEOUT):
     return p.returncode, p.stdout, p.stderr
 
 
-def contract_problems(rc, out, err, path, json_out):
-    """How one run breaks the exit-status contract; empty list when it keeps it."""
-    probs = []
-    text = err.decode(errors="replace")
+def crash_problems(rc, text, limit):
+    """A hang (RC None after LIMIT seconds), a signal, an exit status other than
+    0 or 1, a sanitizer report in TEXT (stderr): each as a line."""
     if rc is None:
-        return ["no exit within %.1fs (hang)" % (TIMEOUT * dktest.SLOW)]
+        return ["no exit within %.1fs (hang)" % limit]
+    probs = []
     if rc < 0:
         probs.append("killed by signal %d" % -rc)
     elif rc not in (0, 1):
         probs.append("exit status %d" % rc)
     for mark in SANITIZER_MARKERS:
         if mark in text:
-            probs.append("sanitizer report: %s" % text.strip().splitlines()[0][:200])
+            probs.append("sanitizer report: %s" % [l for l in text.splitlines() if mark in l][0][:300])
             break
+    return probs
+
+
+def contract_problems(rc, out, err, path, json_out):
+    """How one run breaks the exit-status contract; empty list when it keeps it."""
+    text = err.decode(errors="replace")
+    probs = crash_problems(rc, text, TIMEOUT * dktest.SLOW)
+    if rc is None:
+        return probs
     if rc == 1:
         lines = text.splitlines()
         if out:

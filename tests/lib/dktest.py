@@ -58,6 +58,47 @@ def run(cmd, timeout=60):
     return p.returncode, p.stdout, p.stderr
 
 
+def run_measured(cmd, timeout, keep=65536):
+    """Run CMD, killing it after TIMEOUT seconds: (returncode or None when it
+    had to be killed, stdout, stderr, wall seconds, its resource usage).
+    Only the first KEEP bytes of each stream are kept (a runaway output must
+    not grow this process); a longer stream ends with its total size."""
+    import threading
+    import time
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    bufs = {}
+
+    def drain(name, f):
+        kept, total = b"", 0
+        while True:
+            chunk = f.read(65536)
+            if not chunk:
+                break
+            total += len(chunk)
+            if len(kept) < keep:
+                kept += chunk[:keep - len(kept)]
+        bufs[name] = kept if total == len(kept) else kept + b"... (%d bytes)" % total
+
+    readers = [threading.Thread(target=drain, args=(k, f)) for k, f in (("out", p.stdout), ("err", p.stderr))]
+    for r in readers:
+        r.start()
+    killed = False
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if not killed and time.monotonic() - t0 > timeout:
+            p.kill()
+            killed = True
+        time.sleep(0.002)
+    wall = time.monotonic() - t0
+    for r in readers:
+        r.join()
+    p.returncode = os.waitstatus_to_exitcode(status)  # reaped here (wait4 gives this child's own rusage)
+    return (None if killed else p.returncode), bufs["out"], bufs["err"], wall, ru
+
+
 def dk(*args, timeout=60):
     return run([DYLDKIT] + list(args), timeout=timeout)
 
