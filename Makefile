@@ -3,7 +3,8 @@
 #   make              library (static + shared) and the dyldkit CLI in build/
 #   make test         unit tests, fixtures, golden comparisons, corpus replay
 #   make asan         the whole test suite under ASan + UBSan
-#   make fuzz         libFuzzer targets (clang-22), FUZZ_SECONDS each (FUZZING.md)
+#   make fuzz         libFuzzer targets (clang-22), FUZZ_SECONDS each (FUZZING.md);
+#                     make check ends with CI_FUZZ_SECONDS (20) of each
 #   make fuzz-cli     FUZZ_MUTATIONS corpus mutations through every command, ASan/UBSan
 #   make bench        benchmarks (see BENCHMARKS.md)
 #   make demo         build and run dyldkit on the embedded example
@@ -86,8 +87,11 @@ test:
 	$(MAKE) all unit
 	./scripts/run-tests.sh $(BUILD)
 
-# What CI runs (.ci/run): the suite plain, then under ASan + UBSan.
+# What CI runs (.ci/run): the suite plain, then under ASan + UBSan, then a
+# short libFuzzer run of every target (CI_FUZZ_SECONDS each; FUZZING.md).
+CI_FUZZ_SECONDS ?= 20
 check: test asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
 # The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
