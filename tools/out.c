@@ -113,20 +113,66 @@ void o_printf(out *o, const char *fmt, ...)
 
 /* ------------------------------------------------------------------ JSON */
 
+/* True when S[0..N) goes into a JSON string as it is: printable ASCII
+ * without '"' or '\\' (nearly every name and path). */
+static inline bool plain_json(const char *s, size_t n)
+{
+    /* Eight bytes at a time: any byte < 0x20, >= 0x7f, '"' or '\\' needs the
+     * general (escaping) path. */
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+#define HAS_ZERO(v) (((v) - ones) & ~(v) & high)
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        if (((v - ones * 0x20) & ~v & high) | (v & high) | HAS_ZERO(v ^ (ones * 0x7f)) | HAS_ZERO(v ^ (ones * '"')) |
+            HAS_ZERO(v ^ (ones * '\\')))
+            return false;
+    }
+#undef HAS_ZERO
+    static const uint8_t plain[256] = { /* 0x20-0x7e except '"' and '\\' */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
+    unsigned bad = 0;
+    for (; i < n; i++) bad |= plain[(unsigned char)s[i]] ^ 1u;
+    return bad == 0;
+}
+
 static void put_string_slow(out *o, const char *s, size_t n);
 
 /* A JSON string: printable ASCII without '"' or '\\' (nearly every name and
  * path) is copied as it is; anything else takes the escaping loop. */
 static inline void put_string(out *o, const char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') break;
-        i++;
-    }
-    if (i < n || n > 4096) {
+    if (n > 4096 || !plain_json(s, n)) {
         put_string_slow(o, s, n);
+        return;
+    }
+    if (o->len + n + 2 <= o->cap && !o->null) {
+        char *p = o->buf + o->len;
+        *p = '"';
+        memcpy(p + 1, s, n);
+        p[n + 1] = '"';
+        o->len += n + 2;
+        if (o->len >= FLUSH_AT && o->f) {
+            fwrite(o->buf, 1, o->len, o->f);
+            o->len = 0;
+        }
         return;
     }
     wr1(o, '"');
@@ -183,14 +229,34 @@ static void put_string_slow(out *o, const char *s, size_t n)
 
 static void key(out *o, const char *k)
 {
+    bool comma = false;
     if (o->depth > 0 && o->depth < OUT_MAX_DEPTH) {
-        if (o->need_comma[o->depth]) wr1(o, ',');
+        comma = o->need_comma[o->depth];
         o->need_comma[o->depth] = true;
     }
-    if (k) {
-        put_string(o, k, strlen(k));
-        wr1(o, ':');
+    if (!k) {
+        if (comma) wr1(o, ',');
+        return;
     }
+    size_t n = strlen(k);
+    if (o->len + n + 4 <= o->cap && !o->null && n <= 4096 && plain_json(k, n)) {
+        /* the common case in one piece: ,"key": */
+        char *p = o->buf + o->len;
+        if (comma) *p++ = ',';
+        *p = '"';
+        memcpy(p + 1, k, n);
+        p[n + 1] = '"';
+        p[n + 2] = ':';
+        o->len = (size_t)(p + n + 3 - o->buf);
+        if (o->len >= FLUSH_AT && o->f) {
+            fwrite(o->buf, 1, o->len, o->f);
+            o->len = 0;
+        }
+        return;
+    }
+    if (comma) wr1(o, ',');
+    put_string(o, k, n);
+    wr1(o, ':');
 }
 
 void o_obj(out *o, const char *k)
@@ -312,40 +378,7 @@ char *json_str_at(char *p, const char *end, const char *s)
     }
     size_t n = strlen(s);
     if (end - p < 2 || (size_t)(end - p) - 2 < n) return NULL;
-    /* Eight bytes at a time: any byte < 0x20, >= 0x7f, '"' or '\\' needs the
-     * general (escaping) path. */
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-#define HAS_ZERO(v) (((v) - ones) & ~(v) & high)
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, s + i, 8);
-        if (((v - ones * 0x20) & ~v & high) | (v & high) | HAS_ZERO(v ^ (ones * 0x7f)) | HAS_ZERO(v ^ (ones * '"')) |
-            HAS_ZERO(v ^ (ones * '\\')))
-            return NULL;
-    }
-#undef HAS_ZERO
-    static const uint8_t plain[256] = { /* 0x20-0x7e except '"' and '\\' */
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    };
-    unsigned bad = 0;
-    for (; i < n; i++) bad |= plain[(unsigned char)s[i]] ^ 1u;
-    if (bad) return NULL;
+    if (!plain_json(s, n)) return NULL;
     *p++ = '"';
     memcpy(p, s, n);
     p += n;
