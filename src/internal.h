@@ -129,6 +129,13 @@ void *dk_vec_push(dk_vec *v, size_t elem);
 bool dk_vec_reserve(dk_vec *v, size_t elem, size_t n);
 void dk_vec_free(dk_vec *v);
 
+/* A block of BYTES for an index filled straight after: 1 MiB and more is
+ * mapped with its pages populated in one call (a page fault per page costs
+ * more than filling it), smaller blocks come from malloc.  Free with
+ * dk_big_free and the same size. */
+void *dk_big_alloc(size_t bytes);
+void dk_big_free(void *p, size_t bytes);
+
 /** Checked multiplication for allocation sizes. */
 static inline bool dk_mul_ok(size_t a, size_t b, size_t *out)
 {

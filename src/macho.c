@@ -863,7 +863,7 @@ static void macho_free_parts(dk_macho *m)
     free(m->syms);
     free(m->indirect);
     free(m->imports);
-    free(m->fixidx);
+    dk_big_free(m->fixidx, m->fixidx_bytes);
     for (size_t i = 0; i < m->owned.len; i++) free(((char **)m->owned.data)[i]);
     dk_vec_free(&m->owned);
     free(m->name);

@@ -87,6 +87,7 @@ struct dk_macho {
     dk_fixup *fixidx;
     size_t nfixidx;
     bool fixidx_done;
+    size_t fixidx_bytes; /* dk_big_alloc size */
 };
 
 /** Open an image from a source (standalone or in-cache). */

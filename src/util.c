@@ -1,6 +1,8 @@
 /* Error reporting, status names and the growable array used across the library. */
 #include "internal.h"
 
+#include <sys/mman.h>
+
 #include <stdio.h>
 
 const char *dk_strerror(dk_status status)
@@ -82,6 +84,25 @@ void *dk_vec_push(dk_vec *v, size_t elem)
 {
     if (v->len == v->cap && !dk_vec_reserve(v, elem, v->len + 1)) return NULL;
     return (uint8_t *)v->data + elem * v->len++;
+}
+
+#define DK_BIG_ALLOC (1u << 20)
+#ifndef MAP_POPULATE
+#define MAP_POPULATE 0 /* Linux only: elsewhere the pages fault in as used */
+#endif
+
+void *dk_big_alloc(size_t bytes)
+{
+    if (bytes < DK_BIG_ALLOC) return malloc(bytes ? bytes : 1);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void dk_big_free(void *p, size_t bytes)
+{
+    if (!p) return;
+    if (bytes < DK_BIG_ALLOC) free(p);
+    else munmap(p, bytes);
 }
 
 void dk_vec_free(dk_vec *v)
