@@ -110,8 +110,9 @@ def verify_ok(rep, path, label, *extra):
                                                                    err.decode(errors="replace").strip()))
 
 
-def objc_view(path):
-    """Classes/categories/protocols with method names and types, without addresses."""
+def objc_view(path, info=False):
+    """Classes/categories/protocols with method names and types, without addresses
+    (and with INFO, the image info flags)."""
     rc, doc, err = dktest.dk_json("objc", "--json", path, timeout=120)
     if rc != 0:
         return None, err
@@ -124,7 +125,10 @@ def objc_view(path):
                     for p in doc["protocols"])
     cats = sorted(c.get("name") or "" for c in doc["categories"])
     sels = sorted(s.get("selector") or s.get("name") or "" for s in doc.get("selrefs", []))
-    return (classes, protos, cats, sels), ""
+    view = (classes, protos, cats, sels)
+    if info:  # the optimized-by-dyld bit (8) cleared again, the rest as it was
+        view += ((doc.get("image_info") or {}).get("flags"),)
+    return view, ""
 
 
 def extract(rep, cache, out, *opts):
@@ -172,9 +176,9 @@ def compare(rep, orig_path, ext_path, label, lazy_expected=True, kept=(), ext=No
     esyms = {s["name"] for s in j("symbols", "--json", ext_path)["symbols"]}
     rep.ok(osyms <= esyms, "%s: symbols missing: %s" % (label, sorted(osyms - esyms)[:6]))
     # ObjC metadata reads the same
-    ov, oerr = objc_view(orig_path)
+    ov, oerr = objc_view(orig_path, info=True)
     if ov is not None and (ov[0] or ov[1] or ov[2]):
-        ev, eerr = objc_view(ext_path)
+        ev, eerr = objc_view(ext_path, info=True)
         rep.ok(ev == ov, "%s: ObjC metadata differs: %s %s" % (label, eerr.strip(), diff_objc(ov, ev)))
     return len(om)
 
@@ -182,7 +186,7 @@ def compare(rep, orig_path, ext_path, label, lazy_expected=True, kept=(), ext=No
 def diff_objc(a, b):
     if b is None:
         return "unreadable"
-    names = ("classes", "protocols", "categories", "selrefs")
+    names = ("classes", "protocols", "categories", "selrefs", "image info flags")
     return "; ".join("%s: %s vs %s" % (n, str(x)[:200], str(y)[:200]) for n, x, y in zip(names, a, b) if x != y)
 
 
