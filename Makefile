@@ -78,6 +78,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Itests/unit -Isrc -o $@ $< $(STATIC) $(LDLIBS)
 
+# test_out compiles the CLI's writer into itself
+$(BUILD)/tests/test_out: tools/out.c tools/out.h
+
 unit: $(UNIT_BIN)
 
 # The full suite: installs what it needs (scripts/deps.sh), builds the fixtures

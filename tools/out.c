@@ -295,22 +295,28 @@ static size_t u64_digits(uint64_t v, char *buf)
     static const char d2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                              "8081828384858687888990919293949596979899";
-    char tmp[24];
-    size_t n = sizeof tmp;
+    static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                       100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+                                       1000000000000ull, 10000000000000ull, 100000000000000ull,
+                                       1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+                                       1000000000000000000ull, 10000000000000000000ull};
+    /* digits: floor(log10 v) + 1, from the bit length (1233 / 4096 ~ log10 2) */
+    unsigned t = (unsigned)(64 - __builtin_clzll(v | 1)) * 1233 >> 12;
+    size_t n = t - ((v | 1) < pow10[t]) + 1; /* v | 1: zero has one digit */
+    char *p = buf + n;
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
-        n -= 2;
-        memcpy(tmp + n, d2 + 2 * r, 2);
+        p -= 2;
+        memcpy(p, d2 + 2 * r, 2);
     }
     if (v >= 10) {
-        n -= 2;
-        memcpy(tmp + n, d2 + 2 * v, 2);
+        p -= 2;
+        memcpy(p, d2 + 2 * v, 2);
     } else {
-        tmp[--n] = (char)('0' + v);
+        *--p = (char)('0' + v);
     }
-    memcpy(buf, tmp + n, sizeof tmp - n);
-    return sizeof tmp - n;
+    return n;
 }
 
 void o_u64(out *o, const char *k, uint64_t v)

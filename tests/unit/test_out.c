@@ -1,0 +1,84 @@
+/*
+ * The CLI's output writer (tools/out.c, compiled into this test as it is):
+ * number formatting at every digit-count boundary, the printable-ASCII check
+ * of JSON strings, and elements written in place between ordinary ones.
+ */
+#include "../../tools/out.c"
+
+#include "unit.h"
+
+static void test_digits(void)
+{
+    char buf[32], want[32];
+    uint64_t v = 1;
+    for (int k = 0; k <= 20; k++) {
+        uint64_t vals[3] = {v - 1, v, v + 1};
+        for (int i = 0; i < 3; i++) {
+            size_t n = u64_digits(vals[i], buf);
+            buf[n] = 0;
+            snprintf(want, sizeof want, "%" PRIu64, vals[i]);
+            CHECK(strcmp(buf, want) == 0);
+        }
+        if (k < 19) v *= 10;
+        else v = UINT64_MAX; /* last round: UINT64_MAX - 1, UINT64_MAX, 0 (wraps) */
+    }
+    char *p = json_i64_at(buf, INT64_MIN);
+    *p = 0;
+    CHECK(strcmp(buf, "-9223372036854775808") == 0);
+}
+
+static void test_strings(void)
+{
+    char buf[64];
+    const char *plain[] = {"", "a", "_OBJC_CLASS_$_Shape", "@rpath/libexp.dylib", "0123456789abcdef~ !#"};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
+        char *e = json_str_at(buf, buf + sizeof buf, plain[i]);
+        CHECK(e && (size_t)(e - buf) == strlen(plain[i]) + 2 && buf[0] == '"' && e[-1] == '"' &&
+              memcmp(buf + 1, plain[i], strlen(plain[i])) == 0);
+    }
+    /* anything needing an escape, in the eight-byte body or the tail */
+    const char *needs[] = {"quote\"", "back\\slash", "tab\there", "del\x7f", "utf8 \xc3\xa9", "12345678\"",
+                           "1234567\n", "\x01"};
+    for (size_t i = 0; i < sizeof needs / sizeof *needs; i++) CHECK(json_str_at(buf, buf + sizeof buf, needs[i]) == NULL);
+    CHECK(json_str_at(buf, buf + 5, "abcd") == NULL); /* needs 6 bytes */
+    CHECK(json_str_at(buf, buf + 6, "abcd") == buf + 6);
+    char *e = json_str_at(buf, buf + 4, NULL);
+    CHECK(e == buf + 4 && memcmp(buf, "null", 4) == 0);
+}
+
+static void test_in_place(void)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    out o;
+    out_init(&o, f, true, false);
+    o_obj(&o, NULL);
+    o_arr(&o, "a");
+    for (int i = 0; i < 3; i++) {
+        char *p = o_reserve(&o, 16);
+        CHECK(p != NULL);
+        if (!p) break;
+        p[0] = (char)('1' + i);
+        o_commit(&o, p, p + 1);
+        o_u64(&o, NULL, 7);
+    }
+    o_arr_end(&o);
+    o_str(&o, "s", "x\"y");
+    o_obj_end(&o);
+    out_flush(&o);
+    fclose(f);
+    const char *want = "{\"a\":[1,7,2,7,3,7],\"s\":\"x\\\"y\"}\n";
+    CHECK(text && strcmp(text, want) == 0);
+    if (text && strcmp(text, want) != 0) fprintf(stderr, "got %s", text);
+    free(text);
+    out_free(&o);
+}
+
+int main(void)
+{
+    test_digits();
+    test_strings();
+    test_in_place();
+    return unit_finish("out");
+}
