@@ -251,6 +251,22 @@ static dk_status check_location(walker *w, int seg, uint64_t segoff, unsigned wi
     return DK_OK;
 }
 
+/* Whether the COUNT locations SEGOFF, SEGOFF + STEP, ... all pass
+ * check_location, known at once when they lie in the section that held the
+ * last location checked; their share of the budget is then taken here. */
+static bool run_ok(walker *w, int seg, uint64_t segoff, uint64_t count, uint64_t step, unsigned width)
+{
+    if (w->check_seg != seg || step == 0 || count == 0 || count > w->budget) return false;
+    if (segoff > UINT64_MAX - width || count - 1 > (UINT64_MAX - segoff - width) / step) return false;
+    const dk_segment *g = &w->m->segs[seg];
+    const dk_section *x = &w->m->sects[w->check_sect];
+    uint64_t first = g->vmaddr + segoff, end = first + (count - 1) * step + width;
+    if (first < g->vmaddr || end < first || first < x->addr || end - x->addr > x->size) return false;
+    if (end - g->vmaddr > g->vmsize) return false;
+    w->budget -= count;
+    return true;
+}
+
 static dk_status emit(walker *w, dk_fixup *f)
 {
     if (!w->cb) return DK_OK; /* validating only */
@@ -302,8 +318,16 @@ static dk_status walk_rebase(walker *w)
         case REBASE_OPCODE_DO_REBASE_ULEB_TIMES_SKIPPING_ULEB: count = op.args[0]; skip = op.args[1]; break;
         }
         unsigned width = (type == REBASE_TYPE_POINTER || type == 0) ? ptr : 4;
+        bool checked = false; /* the rest of this run passed run_ok */
         for (uint64_t k = 0; k < count; k++) {
-            if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) return st;
+            if (!checked) {
+                if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) return st;
+                checked = k == 0 && count > 1 && run_ok(w, seg, segoff + skip + ptr, count - 1, skip + ptr, width);
+                if (checked && !w->cb) {
+                    segoff += count * (skip + ptr);
+                    break;
+                }
+            }
             if (w->cb) {
                 dk_fixup f;
                 memset(&f, 0, sizeof f);
@@ -539,8 +563,16 @@ static dk_status walk_bind(walker *w, dk_opcode_stream s)
             continue;
         }
         unsigned width = type == BIND_TYPE_POINTER ? ptr : 4;
+        bool checked = false; /* the rest of this run passed run_ok */
         for (uint64_t k = 0; k < count; k++) {
-            if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) goto out;
+            if (!checked) {
+                if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) goto out;
+                checked = k == 0 && count > 1 && run_ok(w, seg, segoff + skip + ptr, count - 1, skip + ptr, width);
+                if (checked && !w->cb) {
+                    segoff += count * (skip + ptr);
+                    break;
+                }
+            }
             if (w->cb) {
                 dk_fixup f;
                 memset(&f, 0, sizeof f);
