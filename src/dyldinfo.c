@@ -336,7 +336,7 @@ static dk_status walk_rebase(walker *w)
                 f.type = type ? type : REBASE_TYPE_POINTER;
                 f.width = (uint8_t)width;
                 uint64_t v = 0;
-                if (dk__read_word(m, f.address, width, &v)) f.target = v;
+                if (dk__read_word_memo(m, f.address, width, &v, &w->at_seg)) f.target = v;
                 f.raw = v;
                 if ((st = emit(w, &f))) return st;
             }

@@ -199,6 +199,17 @@ bool dk__read_word(const dk_macho *m, uint64_t a, unsigned width, uint64_t *out)
     return true;
 }
 
+bool dk__read_word_memo(const dk_macho *m, uint64_t a, unsigned width, uint64_t *out, dk_at_memo *memo)
+{
+    int i = dk__segment_at_memo(m, a, memo); /* the segment dk_macho_read would pick */
+    if (i < 0) return false;
+    uint64_t off = a - m->segs[i].vmaddr;
+    if (!m->seg_data[i] || !dk_range_ok(off, width, m->seg_avail[i])) return false;
+    const uint8_t *p = m->seg_data[i] + off;
+    *out = width == 8 ? dk_rd64(m->be, p) : width == 4 ? dk_rd32(m->be, p) : dk_rd16(m->be, p);
+    return true;
+}
+
 int dk__segment_for_fileoff(const dk_macho *m, uint64_t off, uint64_t size)
 {
     for (size_t i = 0; i < m->nsegs; i++) {

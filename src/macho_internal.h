@@ -114,6 +114,8 @@ typedef struct dk_at_memo {
 } dk_at_memo;
 int dk__segment_at_memo(const dk_macho *m, uint64_t vmaddr, dk_at_memo *memo);
 int dk__section_at_memo(const dk_macho *m, uint64_t vmaddr, dk_at_memo *memo);
+/* dk__read_word through a segment memo. */
+bool dk__read_word_memo(const dk_macho *m, uint64_t vmaddr, unsigned width, uint64_t *out, dk_at_memo *memo);
 
 /** Read a pointer-width value at VMADDR in the image's byte order; false if absent. */
 bool dk__read_word(const dk_macho *m, uint64_t vmaddr, unsigned width, uint64_t *out);
