@@ -275,6 +275,21 @@ dk_status dk_extract_image(dk_extractor *x, size_t index, const dk_extract_opts 
             *size = 0;
         }
     }
+    if (!st) {
+        /* What we write must be a Mach-O our own reader (with dyld's and LLVM's
+         * rules) accepts: a malformed cache image can carry defects (sections
+         * overlapping in VM, say) that only show once it is laid out alone. */
+        dk_macho *check;
+        dk_error e2 = {0};
+        if (dk_macho_open(*data, *size, s.install_name, &check, &e2) == DK_OK) {
+            dk_macho_close(check);
+        } else {
+            st = dk_fail(err, DK_E_MALFORMED, "the extracted image would be malformed: %s", e2.message);
+            free(*data);
+            *data = NULL;
+            *size = 0;
+        }
+    }
     if (!st) s.st->size = *size;
     if (st) dk_error_prefix(err, "%s: ", s.install_name ? s.install_name : imgs[index].path);
     free_state(&s);
