@@ -209,6 +209,11 @@ static void put_string_slow(out *o, const char *s, size_t n)
             size_t len = (c >= 0xF0 && c < 0xF5) ? 4 : (c >= 0xE0) ? 3 : (c >= 0xC2 && c < 0xE0) ? 2 : 0;
             bool ok = len && c < 0xF5 && i + len <= n;
             for (size_t k = 1; ok && k < len; k++) ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+            if (ok) { /* no overlong forms, surrogates or code points past U+10FFFF (RFC 3629) */
+                unsigned char c1 = (unsigned char)s[i + 1];
+                ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0) && !(c == 0xF0 && c1 < 0x90) &&
+                     !(c == 0xF4 && c1 >= 0x90);
+            }
             if (ok) {
                 memcpy(buf + b, s + i, len);
                 b += len;

@@ -46,6 +46,44 @@ static void test_strings(void)
     CHECK(e == buf + 4 && memcmp(buf, "null", 4) == 0);
 }
 
+/* o_str of S inside an array, as written */
+static char *json_of(const char *s)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    out o;
+    out_init(&o, f, true, false);
+    o_arr(&o, NULL);
+    o_str(&o, NULL, s);
+    o_arr_end(&o);
+    out_flush(&o);
+    out_free(&o);
+    fclose(f);
+    return text;
+}
+
+static void test_utf8(void)
+{
+    struct { const char *in, *out; } cases[] = {
+        {"caf\xc3\xa9", "[\"caf\xc3\xa9\"]"},                  /* kept: valid 2-byte */
+        {"\xf0\x9f\x98\x80", "[\"\xf0\x9f\x98\x80\"]"},            /* kept: U+1F600 */
+        {"\xf0\x80\x80\x80", "[\"\\u00f0\\u0080\\u0080\\u0080\"]"}, /* overlong */
+        {"\xe0\x80\xaf", "[\"\\u00e0\\u0080\\u00af\"]"},         /* overlong '/' */
+        {"\xed\xa0\x80", "[\"\\u00ed\\u00a0\\u0080\"]"},         /* surrogate */
+        {"\xf4\x90\x80\x80", "[\"\\u00f4\\u0090\\u0080\\u0080\"]"}, /* past U+10FFFF */
+        {"\xc3", "[\"\\u00c3\"]"},                                  /* truncated */
+        {"a\"b\\c\n", "[\"a\\\"b\\\\c\\u000a\"]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *got = json_of(cases[i].in);
+        bool same = got && strncmp(got, cases[i].out, strlen(cases[i].out)) == 0;
+        CHECK(same);
+        if (!same) fprintf(stderr, "case %zu: got %s\n", i, got ? got : "(null)");
+        free(got);
+    }
+}
+
 static void test_in_place(void)
 {
     char *text = NULL;
@@ -79,6 +117,7 @@ int main(void)
 {
     test_digits();
     test_strings();
+    test_utf8();
     test_in_place();
     return unit_finish("out");
 }
