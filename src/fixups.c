@@ -127,16 +127,30 @@ static void sort_index(dk_fixup *a, size_t n)
     free(idx);
 }
 
-static dk_status build_index(dk_macho *m, dk_error *err)
+static dk_status index_failed(dk_macho *m, dk_status st, const dk_error *err)
+{
+    if (st != DK_E_NOMEM && !m->fixidx_err && (m->fixidx_err = malloc(sizeof *err))) {
+        *m->fixidx_err = *err;
+        m->fixidx_err->status = st;
+    }
+    return st;
+}
+
+static dk_status build_index(dk_macho *m, dk_error *caller_err)
 {
     if (m->fixidx_done) return DK_OK;
+    if (m->fixidx_err) {
+        if (caller_err) *caller_err = *m->fixidx_err;
+        return m->fixidx_err->status;
+    }
+    dk_error local = {0}, *err = caller_err ? caller_err : &local;
     /* Count first (a walk without records is cheap), then fill one block
      * whose pages are mapped up front: growing it fixup by fixup would copy it
      * and fault in every page on its own (that was 30% of `stubs` on a
      * 300,000-fixup file). */
     size_t n = 0;
     dk_status st = dk_macho_foreach_fixup(m, count_fixup, &n, err);
-    if (st) return st;
+    if (st) return index_failed(m, st, err);
     fix_array x = {NULL, 0, n};
     if (n && !(x.a = dk_big_alloc(n * sizeof(dk_fixup))))
         return dk_fail(err, DK_E_NOMEM, "out of memory building the fixup index (%zu fixups)", n);
@@ -144,7 +158,7 @@ static dk_status build_index(dk_macho *m, dk_error *err)
     if (st == DK_E_STOPPED) st = dk_fail(err, DK_E_MALFORMED, "fixups: the image gave a different fixup count on a second walk");
     if (st) {
         dk_big_free(x.a, n * sizeof(dk_fixup));
-        return st;
+        return index_failed(m, st, err);
     }
     if (x.n) sort_index(x.a, x.n);
     m->fixidx = x.a;

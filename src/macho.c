@@ -875,6 +875,7 @@ static void macho_free_parts(dk_macho *m)
     free(m->indirect);
     free(m->imports);
     dk_big_free(m->fixidx, m->fixidx_bytes);
+    free(m->fixidx_err);
     for (size_t i = 0; i < m->owned.len; i++) free(((char **)m->owned.data)[i]);
     dk_vec_free(&m->owned);
     free(m->name);

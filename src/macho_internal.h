@@ -88,6 +88,8 @@ struct dk_macho {
     size_t nfixidx;
     bool fixidx_done;
     size_t fixidx_bytes; /* dk_big_alloc size */
+    dk_error *fixidx_err; /* why the index could not be built (kept: callers that go on
+                             past a failure must not walk the streams again each time) */
 };
 
 /** Open an image from a source (standalone or in-cache). */
