@@ -267,6 +267,19 @@ static bool run_ok(walker *w, int seg, uint64_t segoff, uint64_t count, uint64_t
     return true;
 }
 
+/* check_location for item K of a run of COUNT locations STEP apart, unless
+ * *CHECKED says the whole run already passed; after the first item the rest
+ * of the run is tried at once (run_ok). */
+static dk_status check_item(walker *w, bool *checked, uint64_t k, int seg, uint64_t segoff, uint64_t count, uint64_t step,
+                            unsigned width, const dk_opcode *op)
+{
+    if (*checked) return DK_OK;
+    dk_status st = check_location(w, seg, segoff, width, op->offset, op->name);
+    if (st) return st;
+    *checked = k == 0 && count > 1 && run_ok(w, seg, segoff + step, count - 1, step, width);
+    return DK_OK;
+}
+
 static dk_status emit(walker *w, dk_fixup *f)
 {
     if (!w->cb) return DK_OK; /* validating only */
@@ -320,13 +333,10 @@ static dk_status walk_rebase(walker *w)
         unsigned width = (type == REBASE_TYPE_POINTER || type == 0) ? ptr : 4;
         bool checked = false; /* the rest of this run passed run_ok */
         for (uint64_t k = 0; k < count; k++) {
-            if (!checked) {
-                if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) return st;
-                checked = k == 0 && count > 1 && run_ok(w, seg, segoff + skip + ptr, count - 1, skip + ptr, width);
-                if (checked && !w->cb) {
-                    segoff += count * (skip + ptr);
-                    break;
-                }
+            if ((st = check_item(w, &checked, k, seg, segoff, count, skip + ptr, width, &op))) return st;
+            if (checked && !w->cb) { /* only checking: the whole run is known good */
+                segoff += count * (skip + ptr);
+                break;
             }
             if (w->cb) {
                 dk_fixup f;
@@ -565,13 +575,10 @@ static dk_status walk_bind(walker *w, dk_opcode_stream s)
         unsigned width = type == BIND_TYPE_POINTER ? ptr : 4;
         bool checked = false; /* the rest of this run passed run_ok */
         for (uint64_t k = 0; k < count; k++) {
-            if (!checked) {
-                if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) goto out;
-                checked = k == 0 && count > 1 && run_ok(w, seg, segoff + skip + ptr, count - 1, skip + ptr, width);
-                if (checked && !w->cb) {
-                    segoff += count * (skip + ptr);
-                    break;
-                }
+            if ((st = check_item(w, &checked, k, seg, segoff, count, skip + ptr, width, &op))) goto out;
+            if (checked && !w->cb) { /* only checking: the whole run is known good */
+                segoff += count * (skip + ptr);
+                break;
             }
             if (w->cb) {
                 dk_fixup f;
