@@ -207,6 +207,35 @@ static inline int fz_fixup_cb(void *ctx, const dk_fixup *f)
     return 0;
 }
 
+/* A fixup callback that also keeps the first 16 addresses for lookups. */
+typedef struct fz_addrs {
+    uint64_t a[16];
+    size_t n;
+} fz_addrs;
+
+static inline int fz_collect_cb(void *ctx, const dk_fixup *f)
+{
+    fz_addrs *x = ctx;
+    fz_fixup_cb(NULL, f);
+    if (x->n < 16) x->a[x->n++] = f->address;
+    return 0;
+}
+
+/* fz_write_cache, then dk_cache_open; NULL (after fz_cleanup) when either fails. */
+static inline dk_cache *fz_open_cache(const uint8_t *data, size_t size)
+{
+    const char *path = fz_write_cache(data, size);
+    dk_cache *c = NULL;
+    dk_error e = {0};
+    dk_status st = path ? dk_cache_open(path, &c, &e) : DK_E_IO;
+    if (path) fz_check(st, &e);
+    if (st) {
+        fz_cleanup();
+        return NULL;
+    }
+    return c;
+}
+
 static inline int fz_export_cb(void *ctx, const dk_export *e)
 {
     (void)ctx;

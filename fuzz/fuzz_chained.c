@@ -15,19 +15,6 @@ static int chain_cb(void *ctx, const dk_chain_item *it)
     return 0;
 }
 
-typedef struct addrs {
-    uint64_t a[16];
-    size_t n;
-} addrs;
-
-static int collect_cb(void *ctx, const dk_fixup *f)
-{
-    addrs *x = ctx;
-    fz_fixup_cb(NULL, f);
-    if (x->n < 16) x->a[x->n++] = f->address;
-    return 0;
-}
-
 static void walk(dk_macho *m)
 {
     dk_error e = {0};
@@ -42,8 +29,8 @@ static void walk(dk_macho *m)
         for (size_t i = 0; i < n; i++) fz_str(imp[i].name);
     st = dk_macho_foreach_chain(m, chain_cb, NULL, &e);
     fz_check(st, &e);
-    addrs x = {{0}, 0};
-    st = dk_macho_foreach_fixup(m, collect_cb, &x, &e);
+    fz_addrs x = {{0}, 0};
+    st = dk_macho_foreach_fixup(m, fz_collect_cb, &x, &e);
     fz_check(st, &e);
     for (size_t i = 0; i < x.n; i++) {
         const dk_fixup *f;

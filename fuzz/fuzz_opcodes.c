@@ -14,19 +14,6 @@ static int opcode_cb(void *ctx, const dk_opcode *op)
     return 0;
 }
 
-typedef struct addrs {
-    uint64_t a[16];
-    size_t n;
-} addrs;
-
-static int collect_cb(void *ctx, const dk_fixup *f)
-{
-    addrs *x = ctx;
-    fz_fixup_cb(NULL, f);
-    if (x->n < 16) x->a[x->n++] = f->address;
-    return 0;
-}
-
 static void walk(dk_macho *m)
 {
     dk_error e = {0};
@@ -38,8 +25,8 @@ static void walk(dk_macho *m)
         fz_check(st, &e);
     }
     fz_sink += dk_macho_fixup_encoding(m);
-    addrs x = {{0}, 0};
-    dk_status st = dk_macho_foreach_fixup(m, collect_cb, &x, &e);
+    fz_addrs x = {{0}, 0};
+    dk_status st = dk_macho_foreach_fixup(m, fz_collect_cb, &x, &e);
     /* checking only (no callback) finds exactly what the full walk finds */
     dk_error e2 = {0};
     dk_status st2 = dk_macho_foreach_fixup(m, NULL, NULL, &e2);
