@@ -39,6 +39,15 @@ void out_free(out *o)
     o->cap = o->len = 0;
 }
 
+/* Write the buffer out once it holds FLUSH_AT bytes (it has room for twice that). */
+static inline void flush_full(out *o)
+{
+    if (o->len >= FLUSH_AT && o->f) {
+        fwrite(o->buf, 1, o->len, o->f);
+        o->len = 0;
+    }
+}
+
 void o_write(out *o, const char *s, size_t n)
 {
     if (o->null) return;
@@ -52,10 +61,7 @@ void o_write(out *o, const char *s, size_t n)
     }
     memcpy(o->buf + o->len, s, n);
     o->len += n;
-    if (o->len >= FLUSH_AT && o->f) {
-        fwrite(o->buf, 1, o->len, o->f);
-        o->len = 0;
-    }
+    flush_full(o);
 }
 
 /* The common case of o_write, inlined: N bytes that fit the buffer (it is
@@ -65,10 +71,7 @@ static inline void wr(out *o, const char *s, size_t n)
     if (o->len + n <= o->cap && !o->null) {
         memcpy(o->buf + o->len, s, n);
         o->len += n;
-        if (o->len >= FLUSH_AT && o->f) {
-            fwrite(o->buf, 1, o->len, o->f);
-            o->len = 0;
-        }
+        flush_full(o);
     } else {
         o_write(o, s, n);
     }
@@ -78,10 +81,7 @@ static inline void wr1(out *o, char c)
 {
     if (o->len < o->cap && !o->null) {
         o->buf[o->len++] = c;
-        if (o->len >= FLUSH_AT && o->f) {
-            fwrite(o->buf, 1, o->len, o->f);
-            o->len = 0;
-        }
+        flush_full(o);
     } else {
         o_write(o, &c, 1);
     }
@@ -169,10 +169,7 @@ static inline void put_string(out *o, const char *s, size_t n)
         memcpy(p + 1, s, n);
         p[n + 1] = '"';
         o->len += n + 2;
-        if (o->len >= FLUSH_AT && o->f) {
-            fwrite(o->buf, 1, o->len, o->f);
-            o->len = 0;
-        }
+        flush_full(o);
         return;
     }
     wr1(o, '"');
@@ -253,10 +250,7 @@ static void key(out *o, const char *k)
         p[n + 1] = '"';
         p[n + 2] = ':';
         o->len = (size_t)(p + n + 3 - o->buf);
-        if (o->len >= FLUSH_AT && o->f) {
-            fwrite(o->buf, 1, o->len, o->f);
-            o->len = 0;
-        }
+        flush_full(o);
         return;
     }
     if (comma) wr1(o, ',');
@@ -367,10 +361,7 @@ void o_commit(out *o, const char *start, const char *end)
     else memmove(o->buf + o->len, start, n);
     if (inner) o->need_comma[o->depth] = true;
     o->len += n;
-    if (o->len >= FLUSH_AT) {
-        fwrite(o->buf, 1, o->len, o->f);
-        o->len = 0;
-    }
+    flush_full(o);
 }
 
 void o_raw(out *o, const char *k, const char *json, size_t n)
