@@ -46,21 +46,40 @@ static void test_strings(void)
     CHECK(e == buf + 4 && memcmp(buf, "null", 4) == 0);
 }
 
+/* A JSON writer into memory: capture_open, write through c.o, capture_close
+ * gives the text (free it). */
+typedef struct capture {
+    char *text;
+    size_t size;
+    FILE *f;
+    out o;
+} capture;
+
+static void capture_open(capture *c)
+{
+    c->text = NULL;
+    c->size = 0;
+    c->f = open_memstream(&c->text, &c->size);
+    out_init(&c->o, c->f, true, false);
+}
+
+static char *capture_close(capture *c)
+{
+    out_flush(&c->o);
+    out_free(&c->o);
+    fclose(c->f);
+    return c->text;
+}
+
 /* o_str of S inside an array, as written */
 static char *json_of(const char *s)
 {
-    char *text = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&text, &size);
-    out o;
-    out_init(&o, f, true, false);
-    o_arr(&o, NULL);
-    o_str(&o, NULL, s);
-    o_arr_end(&o);
-    out_flush(&o);
-    out_free(&o);
-    fclose(f);
-    return text;
+    capture c;
+    capture_open(&c);
+    o_arr(&c.o, NULL);
+    o_str(&c.o, NULL, s);
+    o_arr_end(&c.o);
+    return capture_close(&c);
 }
 
 static void test_utf8(void)
@@ -86,31 +105,27 @@ static void test_utf8(void)
 
 static void test_in_place(void)
 {
-    char *text = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&text, &size);
-    out o;
-    out_init(&o, f, true, false);
-    o_obj(&o, NULL);
-    o_arr(&o, "a");
+    capture c;
+    capture_open(&c);
+    out *o = &c.o;
+    o_obj(o, NULL);
+    o_arr(o, "a");
     for (int i = 0; i < 3; i++) {
-        char *p = o_reserve(&o, 16);
+        char *p = o_reserve(o, 16);
         CHECK(p != NULL);
         if (!p) break;
         p[0] = (char)('1' + i);
-        o_commit(&o, p, p + 1);
-        o_u64(&o, NULL, 7);
+        o_commit(o, p, p + 1);
+        o_u64(o, NULL, 7);
     }
-    o_arr_end(&o);
-    o_str(&o, "s", "x\"y");
-    o_obj_end(&o);
-    out_flush(&o);
-    fclose(f);
+    o_arr_end(o);
+    o_str(o, "s", "x\"y");
+    o_obj_end(o);
+    char *text = capture_close(&c);
     const char *want = "{\"a\":[1,7,2,7,3,7],\"s\":\"x\\\"y\"}\n";
     CHECK(text && strcmp(text, want) == 0);
     if (text && strcmp(text, want) != 0) fprintf(stderr, "got %s", text);
     free(text);
-    out_free(&o);
 }
 
 int main(void)
