@@ -157,24 +157,26 @@ static void put_string_slow(out *o, const char *s, size_t n);
 
 /* A JSON string: printable ASCII without '"' or '\\' (nearly every name and
  * path) is copied as it is; anything else takes the escaping loop. */
+/* PRE (if not 0), S quoted, POST (if not 0) straight into the buffer, when S
+ * is plain and fits; false otherwise (nothing written). */
+static inline bool put_plain(out *o, char pre, const char *s, size_t n, char post)
+{
+    if (o->null || n > 4096 || o->len + n + 4 > o->cap || !plain_json(s, n)) return false;
+    char *p = o->buf + o->len;
+    if (pre) *p++ = pre;
+    *p++ = '"';
+    memcpy(p, s, n);
+    p += n;
+    *p++ = '"';
+    if (post) *p++ = post;
+    o->len = (size_t)(p - o->buf);
+    flush_full(o);
+    return true;
+}
+
 static inline void put_string(out *o, const char *s, size_t n)
 {
-    if (n > 4096 || !plain_json(s, n)) {
-        put_string_slow(o, s, n);
-        return;
-    }
-    if (o->len + n + 2 <= o->cap && !o->null) {
-        char *p = o->buf + o->len;
-        *p = '"';
-        memcpy(p + 1, s, n);
-        p[n + 1] = '"';
-        o->len += n + 2;
-        flush_full(o);
-        return;
-    }
-    wr1(o, '"');
-    wr(o, s, n);
-    wr1(o, '"');
+    if (!put_plain(o, 0, s, n, 0)) put_string_slow(o, s, n);
 }
 
 static void put_string_slow(out *o, const char *s, size_t n)
@@ -241,20 +243,9 @@ static void key(out *o, const char *k)
         return;
     }
     size_t n = strlen(k);
-    if (o->len + n + 4 <= o->cap && !o->null && n <= 4096 && plain_json(k, n)) {
-        /* the common case in one piece: ,"key": */
-        char *p = o->buf + o->len;
-        if (comma) *p++ = ',';
-        *p = '"';
-        memcpy(p + 1, k, n);
-        p[n + 1] = '"';
-        p[n + 2] = ':';
-        o->len = (size_t)(p + n + 3 - o->buf);
-        flush_full(o);
-        return;
-    }
+    if (put_plain(o, comma ? ',' : 0, k, n, ':')) return; /* the common case in one piece: ,"key": */
     if (comma) wr1(o, ',');
-    put_string(o, k, n);
+    put_string_slow(o, k, n);
     wr1(o, ':');
 }
 
