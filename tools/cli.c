@@ -7,6 +7,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
+void cli_auth_json(out *o, uint8_t key, uint16_t diversity, bool addr_div)
+{
+    o_obj(o, "auth");
+    o_str(o, "key", dk_key_name(key));
+    o_u64(o, "diversity", diversity);
+    o_bool(o, "addr_div", addr_div);
+    o_obj_end(o);
+}
+
+void cli_auth_human(out *o, uint8_t key, uint16_t diversity, bool addr_div)
+{
+    o_printf(o, "  auth %s diversity 0x%04x%s", dk_key_name(key), diversity, addr_div ? " addr_div" : "");
+}
+
 void cli_error(const char *what, const dk_error *err)
 {
     fflush(stdout);
@@ -367,13 +381,7 @@ void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, u
         if (f->kind == DK_FIXUP_LAZY_BIND) o_u64(o, "lazy_bind_offset", f->lazy_offset);
     }
     if (f->type > 1) o_str(o, "type", f->type == 2 ? "text_absolute32" : "text_pcrel32");
-    if (f->auth) {
-        o_obj(o, "auth");
-        o_str(o, "key", dk_key_name(f->key));
-        o_u64(o, "diversity", f->diversity);
-        o_bool(o, "addr_div", f->addr_div);
-        o_obj_end(o);
-    }
+    if (f->auth) cli_auth_json(o, f->key, f->diversity, f->addr_div);
     if (chain) {
         o_u64(o, "raw", f->raw);
         o_u64(o, "next", next);

@@ -25,6 +25,7 @@ typedef struct cli {
     const char *slide;
     int jobs;
     bool all, pointers, selectors, lazy, sign, allow_unresolved, verbose;
+    int unique_gots; /* cache build: 1 --unique-gots, -1 --no-unique-gots */
     out o;
     /* A finding to report after complete output (resolve --all, verify): the
      * command printed its report and still exits 1 with this message. */
@@ -50,6 +51,9 @@ void cli_finding(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 
 /** Print "dyldkit: WHAT: message" to stderr. */
 void cli_error(const char *what, const dk_error *err);
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** arm64e pointer authentication data: JSON "auth":{key, diversity, addr_div}; human "  auth IA diversity 0x1234 addr_div". */
+void cli_auth_json(out *o, uint8_t key, uint16_t diversity, bool addr_div);
+void cli_auth_human(out *o, uint8_t key, uint16_t diversity, bool addr_div);
 /** Usage error: message plus a pointer to help; returns EXIT_USAGE. */
 int cli_usage(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -340,13 +340,7 @@ static int pointer_json(void *ctx, const dk_slide_pointer *p)
     o_u64(o, "target", p->target);
     o_u64(o, "raw", p->raw);
     if (p->high8) o_u64(o, "high8", p->high8);
-    if (p->auth) {
-        o_obj(o, "auth");
-        o_str(o, "key", dk_key_name(p->key));
-        o_u64(o, "diversity", p->diversity);
-        o_bool(o, "addr_div", p->addr_div);
-        o_obj_end(o);
-    }
+    if (p->auth) cli_auth_json(o, p->key, p->diversity, p->addr_div);
     o_obj_end(o);
     return 0;
 }
@@ -357,8 +351,7 @@ static int pointer_human(void *ctx, const dk_slide_pointer *p)
     o_printf(o, "    %s0x%" PRIx64 "%s -> %s0x%016" PRIx64 "%s  %sraw 0x%016" PRIx64 "%s", c_addr(o), p->address, c_off(o),
              c_addr(o), p->target, c_off(o), c_dim(o), p->raw, c_off(o));
     if (p->high8) o_printf(o, "  high8 0x%02x", p->high8);
-    if (p->auth)
-        o_printf(o, "  auth %s diversity 0x%04x%s", dk_key_name(p->key), p->diversity, p->addr_div ? " addr_div" : "");
+    if (p->auth) cli_auth_human(o, p->key, p->diversity, p->addr_div);
     o_printf(o, "\n");
     return 0;
 }
@@ -673,6 +666,94 @@ static dk_status do_symbols(cli *c, dk_cache *dc, dk_error *err)
 
 static int cmd_symbols(cli *c) { return run_cache(c, 1, 2, do_symbols); }
 
+/* ------------------------------------------------------------ patches */
+
+typedef struct patch_print {
+    out *o;
+    const dk_cache_image *imgs;
+    size_t nimgs;
+} patch_print;
+
+static const char *image_name(const patch_print *pp, long i)
+{
+    return i >= 0 && (size_t)i < pp->nimgs ? pp->imgs[i].path : "?";
+}
+
+static int patch_json(void *ctx, const dk_cache_patch *p)
+{
+    const patch_print *pp = ctx;
+    out *o = pp->o;
+    o_obj(o, NULL);
+    o_str(o, "event", p->event == DK_PATCH_EXPORT ? "export" : p->event == DK_PATCH_USE ? "use" : "got_use");
+    o_u64(o, "image", p->image);
+    o_str(o, "export", p->export_name);
+    o_u64(o, "export_address", p->export_address);
+    o_u64(o, "kind", p->patch_kind);
+    if (p->event != DK_PATCH_EXPORT) {
+        if (p->event == DK_PATCH_USE) o_i64(o, "client", p->client);
+        o_u64(o, "location", p->location);
+        o_u64(o, "addend", p->addend);
+        o_bool(o, "weak_import", p->weak_import);
+        if (p->high8) o_u64(o, "high8", p->high8);
+        if (p->auth) cli_auth_json(o, p->key, p->diversity, p->addr_div);
+    }
+    o_obj_end(o);
+    return 0;
+}
+
+static int patch_human(void *ctx, const dk_cache_patch *p)
+{
+    const patch_print *pp = ctx;
+    out *o = pp->o;
+    if (p->event == DK_PATCH_EXPORT) {
+        o_printf(o, "%s0x%" PRIx64 "%s  %s  %s%s%s", c_addr(o), p->export_address, c_off(o), image_name(pp, p->image), c_sym(o),
+                 p->export_name, c_off(o));
+        if (p->patch_kind) o_printf(o, "  %s(kind %u)%s", c_dim(o), p->patch_kind, c_off(o));
+        o_printf(o, "\n");
+        return 0;
+    }
+    o_printf(o, "    %s %s0x%" PRIx64 "%s -> %s%s", p->event == DK_PATCH_USE ? "use" : "GOT", c_addr(o), p->location, c_off(o),
+             p->export_name, c_off(o));
+    if (p->addend) o_printf(o, " + %" PRIu64, p->addend);
+    if (p->event == DK_PATCH_USE) o_printf(o, "  %sin %s%s", c_dim(o), image_name(pp, p->client), c_off(o));
+    else o_printf(o, "  %s(cache-wide uniqued GOT slot)%s", c_dim(o), c_off(o));
+    if (p->weak_import) o_printf(o, "  weak-import");
+    if (p->high8) o_printf(o, "  high8 0x%02x", p->high8);
+    if (p->auth) cli_auth_human(o, p->key, p->diversity, p->addr_div);
+    o_printf(o, "\n");
+    return 0;
+}
+
+static dk_status do_patches(cli *c, dk_cache *dc, dk_error *err)
+{
+    out *o = &c->o;
+    dk_cache_patch_info pi;
+    dk_status st = dk_cache_patch_table(dc, &pi, err);
+    if (st) return st;
+    long image = -1;
+    if (c->npos >= 2) {
+        size_t index;
+        if ((st = dk_cache_find_image(dc, c->pos[1], &index, err))) return st;
+        image = (long)index;
+    }
+    patch_print pp = {o, NULL, 0};
+    pp.imgs = dk_cache_images(dc, &pp.nimgs);
+    if (o->json) {
+        o_u64(o, "version", pi.version);
+        o_u64(o, "location_version", pi.patchLocationVersion);
+        o_arr(o, "entries");
+    } else {
+        o_printf(o, "patch table v%u", pi.version);
+        if (pi.version >= 2) o_printf(o, " (patchLocationVersion %u)", pi.patchLocationVersion);
+        o_printf(o, ": each export, then every pointer to it (use: in a client image; GOT: a uniqued GOT slot)\n");
+    }
+    st = dk_cache_foreach_patch(dc, image, o->json ? patch_json : patch_human, &pp, err);
+    if (o->json) o_arr_end(o);
+    return st;
+}
+
+static int cmd_patches(cli *c) { return run_cache(c, 1, 2, do_patches); }
+
 const command cmds_cache[] = {
     {"cache info", cmd_info, "[--json] CACHE", "json", "dyld shared cache header, files, sub-caches",
      "Show the cache's magic, architecture, UUID, platform, OS version and type, its\n"
@@ -696,5 +777,10 @@ const command cmds_cache[] = {
      "List each image's exports (export trie), its nlist symbols (its range of the\n"
      "shared symbol table) and its unmapped local symbols.  IMAGE is an install\n"
      "path, a basename or an index; default: every image except aliases.\n"},
+    {"cache patches", cmd_patches, "[--json] CACHE [IMAGE]", "json", "the patch table: every use of every export",
+     "List the patch table (v1-v4): each image's patchable exports and every\n"
+     "pointer to each, in client images (with addend, weak-import and arm64e\n"
+     "authentication data) and, from v3, in the cache-wide uniqued GOT slots.\n"
+     "IMAGE (install path, basename or index) limits it to that image's exports.\n"},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
