@@ -8,6 +8,7 @@
 #define DYLDKIT_ARM64_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 static inline int64_t dk_sext64(uint64_t v, unsigned bits)
@@ -186,5 +187,48 @@ static inline bool a64_adr_in_range(uint64_t pc, uint64_t target)
 
 /* BRK #imm */
 static inline bool a64_brk(uint32_t insn) { return (insn & 0xFFE0001Fu) == 0xD4200000u; }
+
+static inline uint32_t a64_word(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/*
+ * A GOT load as compilers emit it (LOADgot expands to adjacent instructions):
+ * ADRP Xd, page at INSNS[0] followed by LDR Xt, [Xd, #off] (64-bit), or by
+ * ADD Xd', Xd, #off; LDR Xt, [Xd', #0] (arm64e auth stubs).  Only adjacent
+ * forms count: nothing can jump between the two, so re-aiming both at another
+ * slot is safe.  N is how many words INSNS holds.  Returns the index of the
+ * instruction holding the page offset (1), 0 when INSNS is not such a load;
+ * *SLOT receives page + off.
+ */
+static inline unsigned a64_got_load(const uint8_t *insns, size_t n, uint64_t pc, uint64_t *slot)
+{
+    if (n < 2) return 0;
+    unsigned rd, rt, rn, size, rt2, rn2, size2;
+    uint32_t off, off2;
+    uint64_t page;
+    uint32_t i0 = a64_word(insns), i1 = a64_word(insns + 4);
+    if (!a64_adrp(i0, pc, &rd, &page)) return 0;
+    if (a64_ldr_uimm(i1, &rt, &rn, &off, &size) && rn == rd && size == 8) {
+        *slot = page + off;
+        return 1;
+    }
+    if (n >= 3 && a64_add_imm(i1, &rt, &rn, &off) && rn == rd && !(i1 & (1u << 22))) {
+        if (a64_ldr_uimm(a64_word(insns + 8), &rt2, &rn2, &off2, &size2) && rn2 == rt && off2 == 0 && size2 == 8) {
+            *slot = page + off;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The instruction at index 1 of a64_got_load, re-aimed at page offset SLOT & 0xFFF. */
+static inline uint32_t a64_got_load_reoffset(uint32_t insn, uint64_t slot)
+{
+    uint32_t lo = (uint32_t)(slot & 0xFFF);
+    if ((insn & 0xFFC00000u) == 0xF9400000u) return (insn & ~(0xFFFu << 10)) | ((lo / 8) << 10);
+    return (insn & ~(0xFFFu << 10)) | (lo << 10); /* ADD #imm12, no shift */
+}
 
 #endif
