@@ -63,6 +63,22 @@ bool bld_xlate(const builder *b, const bimage *im, uint64_t old, uint64_t *out)
     return false;
 }
 
+const dk_fixup *bld_fixup_index(dk_macho *m, size_t *n, dk_error *err, dk_status *st)
+{
+    const dk_fixup *f;
+    size_t c;
+    *st = dk__fixups_at(m, 0, &f, &c, err); /* builds the sorted index */
+    *n = m->nfixidx;
+    return m->fixidx;
+}
+
+int bld_image_of_set_index(const builder *b, int set_index)
+{
+    for (size_t i = 0; i < b->nimgs; i++)
+        if (b->imgs[i].set_index == set_index) return (int)i;
+    return -1;
+}
+
 uint8_t *bld_at(builder *b, uint64_t a, uint64_t size)
 {
     for (int r = 0; r < R_COUNT; r++) {
@@ -263,6 +279,10 @@ static dk_status layout(builder *b, uint64_t objc_bytes)
     has[R_TEXT] = has[R_LINKEDIT] = true;
     for (size_t i = 0; i < b->nimgs; i++)
         for (size_t k = 0; k < b->imgs[i].nsegs; k++) has[b->imgs[i].segs[k].region] = true;
+    /* uniqued GOT chunks: plain slots in DATA_CONST, authenticated ones in AUTH_CONST (when there is one) */
+    int got_region[2] = {R_DATA_CONST, has[R_AUTH_CONST] ? R_AUTH_CONST : R_DATA_CONST};
+    for (int c = 0; c < 2; c++)
+        if (b->got_count[c]) has[got_region[c]] = true;
     for (int r = 0; r < R_COUNT; r++) {
         b->regions[r].name = region_names[r];
         b->regions[r].file = !split ? 0 : r == R_TEXT ? 0 : r == R_LINKEDIT ? 2 : 1;
@@ -323,6 +343,11 @@ static dk_status layout(builder *b, uint64_t objc_bytes)
                 if (s->region != r) continue;
                 s->new_addr = a;
                 a = align_up(a + s->old_size, b->page);
+            }
+        for (int c = 0; c < 2; c++)
+            if (b->got_count[c] && got_region[c] == r) {
+                b->got_addr[c] = a;
+                a = align_up(a + b->got_count[c] * 8, b->page);
             }
         g->size = a - g->addr;
         g->map_size = a - g->map_addr;
@@ -850,6 +875,7 @@ out:
 static void free_builder(builder *b)
 {
     bld_objc_free(b);
+    bld_got_free(b);
     dk_imageset_close(b->set);
     for (size_t i = 0; i < b->nimgs; i++) {
         dk_macho_close(b->imgs[i].m);
@@ -878,6 +904,8 @@ dk_status dk_cache_build(const dk_build_opts *o, dk_build_stats *stats, dk_error
     dk_build_opts opts = *o;
     if (!opts.format) opts.format = 832;
     if (opts.format != 832 && opts.format != 1042) return dk_fail(err, DK_E_ARG, "unknown cache format %d (832 or 1042)", opts.format);
+    if (opts.unique_gots > 0 && opts.format != 1042)
+        return dk_fail(err, DK_E_ARG, "GOT uniquing needs the 1042 format (its patch table records the shared slots)");
     builder b;
     memset(&b, 0, sizeof b);
     b.o = &opts;
@@ -890,9 +918,11 @@ dk_status dk_cache_build(const dk_build_opts *o, dk_build_stats *stats, dk_error
     if (!st) st = check_closure(&b);
     if (!st) st = plan_segments(&b);
     if (!st) st = bld_objc_plan(&b, &objc_bytes);
+    if (!st) st = bld_got_plan(&b);
     if (!st) st = layout(&b, objc_bytes);
     if (!st) st = allocate_and_copy(&b);
     if (!st) st = bld_apply_fixups(&b);
+    if (!st) st = bld_got_emit(&b);
     if (!st) st = bld_fix_code(&b);
     if (!st) st = bld_objc_apply(&b);
     if (!st) st = bld_linkedit(&b);

@@ -56,22 +56,6 @@ typedef struct override {
     uint64_t new_lo;
 } override;
 
-static const dk_fixup *fixup_index(dk_macho *m, size_t *n, dk_error *err, dk_status *st)
-{
-    const dk_fixup *f;
-    size_t c;
-    *st = dk__fixups_at(m, 0, &f, &c, err); /* builds the sorted index */
-    *n = m->nfixidx;
-    return m->fixidx;
-}
-
-static int image_of_set_index(const builder *b, int set_index)
-{
-    for (size_t i = 0; i < b->nimgs; i++)
-        if (b->imgs[i].set_index == set_index) return (int)i;
-    return -1;
-}
-
 static dk_status keep_bind(builder *b, bimage *im, const dk_fixup *f, uint64_t loc)
 {
     if (im->nkept == im->capkept) {
@@ -91,7 +75,7 @@ static dk_status keep_bind(builder *b, bimage *im, const dk_fixup *f, uint64_t l
     return DK_OK;
 }
 
-static dk_status add_use(builder *b, const patch_use *u)
+dk_status bld_add_use(builder *b, const patch_use *u)
 {
     if (b->nuses == b->capuses) {
         size_t cap = b->capuses ? b->capuses * 2 : 1024;
@@ -113,7 +97,7 @@ dk_status bld_apply_fixups(builder *b)
         bimage *im = &b->imgs[i];
         dk_status st;
         size_t n;
-        const dk_fixup *fx = fixup_index(im->m, &n, b->err, &st);
+        const dk_fixup *fx = bld_fixup_index(im->m, &n, b->err, &st);
         if (st) {
             dk_error_prefix(b->err, "%s: ", im->path);
             return st;
@@ -193,7 +177,7 @@ dk_status bld_apply_fixups(builder *b)
                 *b->err = e;
                 return st;
             }
-            int j = image_of_set_index(b, r.image);
+            int j = bld_image_of_set_index(b, r.image);
             if (j < 0) return dk_fail(b->err, DK_E_MALFORMED, "%s resolved outside the cache", f->symbol);
             uint64_t value;
             if (r.flags & DK_EXPORT_ABSOLUTE) {
@@ -213,8 +197,8 @@ dk_status bld_apply_fixups(builder *b)
             if ((st = bld_add_ptr(b, &sp))) return st;
             b->stats->binds_resolved++;
             patch_use u = {(uint32_t)i, (uint32_t)j, impl, r.symbol, loc, f->addend, f->weak_import, sp.auth, sp.key, sp.diversity,
-                           sp.addr_div, sp.high8};
-            if ((st = add_use(b, &u))) return st;
+                           sp.addr_div, sp.high8, false};
+            if ((st = bld_add_use(b, &u))) return st;
         }
     }
     if (nunresolved)
@@ -280,6 +264,20 @@ static dk_status fix_arm64_section(builder *b, bimage *im, const dk_section *sec
         uint64_t target, ntarget;
         bool gpr = false;
         int ts2;
+        uint64_t own_slot, shared;
+        if (a64_got_load(out + off, (size_t)((sec->size - off) / 4), pc, &own_slot) && bld_got_slot(b, im, own_slot, &shared) &&
+            !in_data_in_code(im, pc)) {
+            /* a GOT load: to the cache-wide slot (the pair is adjacent, see a64_got_load) */
+            a64_adrp(insn, pc, &rd, &target);
+            int64_t pages = ((int64_t)(shared & ~0xFFFull) - (int64_t)(npc & ~0xFFFull)) >> 12;
+            if (pages >= -(1ll << 20) && pages < (1ll << 20)) {
+                dk_wr32le(out + off, a64_enc_adrp(rd, npc, shared));
+                dk_wr32le(out + off + 4, a64_got_load_reoffset(dk_le32(out + off + 4), shared));
+                b->stats->got_loads_redirected++;
+                off += 4;
+                continue;
+            }
+        }
         if (a64_adrp(insn, pc, &rd, &target)) {
             if (!moved(im, target, &ts2, &ntarget) || ts2 == si || seg_delta(&im->segs[ts2]) == d_text) continue;
             if (in_data_in_code(im, pc)) continue;
@@ -293,8 +291,11 @@ static dk_status fix_arm64_section(builder *b, bimage *im, const dk_section *sec
         bool adr = a64_adr(insn, pc, &rd, &target);
         bool lit = !adr && a64_literal(insn, pc, &rd, &target, &size, &gpr);
         if (!adr && !lit) continue;
-        if (!moved(im, target, &ts2, &ntarget) || ts2 == si || seg_delta(&im->segs[ts2]) == d_text) continue;
+        /* a GOT load the linker turned into a literal load (LOH: adrp+ldr -> nop+ldr) */
+        bool to_shared = lit && gpr && size == 8 && bld_got_slot(b, im, target, &ntarget);
+        if (!to_shared && (!moved(im, target, &ts2, &ntarget) || ts2 == si || seg_delta(&im->segs[ts2]) == d_text)) continue;
         if (in_data_in_code(im, pc)) continue;
+        if (to_shared) b->stats->got_loads_redirected++;
         if (adr && a64_adr_in_range(npc, ntarget)) {
             dk_wr32le(out + off, a64_enc_adr(rd, npc, ntarget));
             continue;

@@ -68,6 +68,7 @@ typedef struct patch_use {
     uint16_t diversity;
     bool addr_div;
     uint8_t high8;
+    bool got;            /* USE is a cache-wide uniqued GOT slot (patch table v3 GOT clients) */
 } patch_use;
 
 typedef struct bimage {
@@ -139,6 +140,11 @@ typedef struct builder {
     dk_buf locals_nlist, locals_strings;
     patch_use *uses;
     size_t nuses, capuses;
+    /* GOT uniquing (builder_got.c): chunk 0 plain slots (DATA_CONST), 1 authenticated (AUTH_CONST) */
+    bool unique_gots;
+    struct got_state *got;
+    uint64_t got_addr[2];
+    size_t got_count[2];
     uint64_t patch_addr, patch_size, dylibs_trie_addr, dylibs_trie_size;
 } builder;
 
@@ -146,6 +152,10 @@ typedef struct builder {
 void bld_warn(builder *b, const char *fmt, ...) DK_PRINTF(2, 3);
 /** New address for OLD in image I (segment-relative translation); false if OLD is in no segment. */
 bool bld_xlate(const builder *b, const bimage *im, uint64_t old, uint64_t *out);
+/** Every fixup of M sorted by address (the index dk__fixups_at builds); *ST set on failure. */
+const dk_fixup *bld_fixup_index(dk_macho *m, size_t *n, dk_error *err, dk_status *st);
+/** The builder's image index of image-set image SET_INDEX, -1 when it is not an input. */
+int bld_image_of_set_index(const builder *b, int set_index);
 /** Bytes at new address A (any region), or NULL. */
 uint8_t *bld_at(builder *b, uint64_t a, uint64_t size);
 /** Record a pointer for slide info. */
@@ -154,8 +164,18 @@ dk_status bld_add_ptr(builder *b, const slide_ptr *p);
 void bld_write_ptr(builder *b, uint64_t a, uint64_t value);
 
 /* builder_fixups.c */
+dk_status bld_add_use(builder *b, const patch_use *u);
 dk_status bld_apply_fixups(builder *b);
 dk_status bld_fix_code(builder *b);
+
+/* builder_got.c */
+/** Find the GOT binds to unique (before layout: sizes the chunks). */
+dk_status bld_got_plan(builder *b);
+/** The shared slot replacing IM's own GOT slot OLD_SLOT (input address); false when it has none. */
+bool bld_got_slot(const builder *b, const bimage *im, uint64_t old_slot, uint64_t *shared);
+/** Write the shared slots, their slide info and patch-table GOT uses (after layout). */
+dk_status bld_got_emit(builder *b);
+void bld_got_free(builder *b);
 
 /* builder_objc.c */
 dk_status bld_objc_plan(builder *b, uint64_t *bytes);

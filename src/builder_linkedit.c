@@ -275,17 +275,17 @@ static bool loc_bits(const patch_use *pu, unsigned version, uint32_t *w)
 /*
  * The patch table, in the version the cache format's dyld reads: v1 for the
  * 832 layout (per image its used exports, each with every use in the cache),
- * v3 for the 1042 layout (per image its used exports and, per client, the uses
- * of each; GOT clients empty since the builder does not unique GOTs).
+ * v3 for the 1042 layout (per image its used exports, per client the uses of
+ * each, and the cache-wide uniqued GOT slots holding each: GOT clients).
  */
 static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint64_t base_off)
 {
     unsigned version = b->o->format == 1042 ? 3 : 1;
     if (b->nuses) qsort(b->uses, b->nuses, sizeof *b->uses, use_cmp);
-    dk_buf images = {0}, exports = {0}, clients = {0}, cexports = {0}, locs = {0};
+    dk_buf images = {0}, exports = {0}, clients = {0}, cexports = {0}, locs = {0}, gclients = {0}, gexports = {0}, glocs = {0};
     dk_strpool names = {0};
     dk_status st = DK_OK;
-    size_t u = 0, nexports = 0, nclients = 0, ncexports = 0, nlocs = 0;
+    size_t u = 0, nexports = 0, nclients = 0, ncexports = 0, nlocs = 0, ngexports = 0, nglocs = 0;
     for (size_t img = 0; img < b->nimgs; img++) {
         size_t first_export = nexports;
         /* this image's used exports */
@@ -346,7 +346,7 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
                 size_t k2 = k;
                 for (; k2 < end && export_of[k2 - start] == ex; k2++) {
                     const patch_use *pu = &b->uses[k2];
-                    if (pu->client != client) continue;
+                    if (pu->client != client || pu->got) continue;
                     uint32_t w;
                     if (!loc_bits(pu, version, &w)) {
                         bld_warn(b, "%s: use of %s at 0x%llx has an addend the patch table cannot hold; not listed", b->imgs[client].install_name,
@@ -372,6 +372,29 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
                 nclients++;
             }
         }
+        /* the uniqued GOT slots holding each export */
+        size_t first_gexport = ngexports;
+        for (size_t k = start; k < end;) {
+            size_t ex = export_of[k - start], locstart = nglocs, k2 = k;
+            for (; k2 < end && export_of[k2 - start] == ex; k2++) {
+                const patch_use *pu = &b->uses[k2];
+                uint32_t w;
+                if (!pu->got || !loc_bits(pu, version, &w)) continue;
+                dk_buf_u64(&glocs, pu->use - b->base); /* dyld_cache_patchable_location_v3: cache offset, bits */
+                dk_buf_u32(&glocs, w);
+                dk_buf_u32(&glocs, 0);
+                nglocs++;
+            }
+            if (nglocs > locstart) {
+                dk_buf_u32(&gexports, (uint32_t)ex);
+                dk_buf_u32(&gexports, (uint32_t)locstart);
+                dk_buf_u32(&gexports, (uint32_t)(nglocs - locstart));
+                ngexports++;
+            }
+            k = k2;
+        }
+        dk_buf_u32(&gclients, (uint32_t)first_gexport);
+        dk_buf_u32(&gclients, (uint32_t)(ngexports - first_gexport));
         free(export_of);
         dk_buf_u32(&images, (uint32_t)first_client);
         dk_buf_u32(&images, (uint32_t)(nclients - first_client));
@@ -399,7 +422,8 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
         uint64_t at = out->len;
         uint64_t a_images = at + hdr, a_exports = a_images + images.len, a_clients = a_exports + exports.len;
         uint64_t a_cexports = a_clients + clients.len, a_locs = a_cexports + cexports.len, a_names = a_locs + locs.len;
-        uint64_t a_got = a_names + names.buf.len;
+        uint64_t a_got = (a_names + names.buf.len + 7) & ~(uint64_t)7; /* as dk_buf_align(out, 8) below */
+        uint64_t a_gexports = a_got + gclients.len, a_glocs = a_gexports + gexports.len;
         uint64_t va = region_addr + base_off;
         dk_buf_u32(out, version); /* patchTableVersion */
         dk_buf_u32(out, 0);       /* patchLocationVersion */
@@ -415,19 +439,22 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
         dk_buf_u64(out, nlocs);
         dk_buf_u64(out, va + a_names);
         dk_buf_u64(out, names.buf.len);
-        dk_buf_u64(out, va + a_got);  /* GOT clients: one empty entry per image (no GOT uniquing) */
+        dk_buf_u64(out, va + a_got); /* GOT clients: one entry per image */
         dk_buf_u64(out, b->nimgs);
-        dk_buf_u64(out, 0);
-        dk_buf_u64(out, 0);
-        dk_buf_u64(out, 0);
-        dk_buf_u64(out, 0);
+        dk_buf_u64(out, va + a_gexports);
+        dk_buf_u64(out, ngexports);
+        dk_buf_u64(out, va + a_glocs);
+        dk_buf_u64(out, nglocs);
         dk_buf_bytes(out, images.data, images.len);
         dk_buf_bytes(out, exports.data, exports.len);
         dk_buf_bytes(out, clients.data, clients.len);
         dk_buf_bytes(out, cexports.data, cexports.len);
         dk_buf_bytes(out, locs.data, locs.len);
         dk_buf_bytes(out, names.buf.data, names.buf.len);
-        dk_buf_zeros(out, 8 * b->nimgs);
+        dk_buf_align(out, 8);
+        dk_buf_bytes(out, gclients.data, gclients.len);
+        dk_buf_bytes(out, gexports.data, gexports.len);
+        dk_buf_bytes(out, glocs.data, glocs.len);
         b->patch_addr = va + at;
         b->patch_size = out->len - at;
     }
@@ -436,6 +463,9 @@ static dk_status patch_table(builder *b, dk_buf *out, uint64_t region_addr, uint
     dk_buf_free(&clients);
     dk_buf_free(&cexports);
     dk_buf_free(&locs);
+    dk_buf_free(&gclients);
+    dk_buf_free(&gexports);
+    dk_buf_free(&glocs);
     dk_strpool_free(&names);
     return st;
 }

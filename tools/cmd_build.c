@@ -24,6 +24,7 @@ static int cmd_cache_build(cli *c)
     o.arch = c->arch;
     o.allow_unresolved = c->allow_unresolved;
     o.symbols_file = c->symbols_file != NULL;
+    o.unique_gots = c->unique_gots;
     o.warn = c->verbose ? warn_cb : NULL;
     if (c->format) {
         uint64_t f;
@@ -31,6 +32,7 @@ static int cmd_cache_build(cli *c)
             return cli_usage(c, "--format must be 832 (one file) or 1042 (split sub-caches)");
         o.format = (int)f;
     }
+    if (c->unique_gots > 0 && o.format != 1042) return cli_usage(c, "--unique-gots needs --format 1042");
     if (c->slide) {
         const char *v = c->slide[0] == 'v' ? c->slide + 1 : c->slide;
         uint64_t n;
@@ -58,6 +60,9 @@ static int cmd_cache_build(cli *c)
         o_u64(p, "selectors", st.selectors);
         o_u64(p, "protocols_uniqued", st.protocols_uniqued);
         o_u64(p, "calls_bypassed", st.calls_bypassed);
+        o_u64(p, "gots_uniqued", st.gots_uniqued);
+        o_u64(p, "got_slots", st.got_slots);
+        o_u64(p, "got_loads_redirected", st.got_loads_redirected);
         o_obj_end(p);
     } else {
         o_printf(p, "%s: %zu images, %zu mappings in %zu file%s, %llu bytes; %zu pointers slid, %zu binds resolved",
@@ -67,6 +72,9 @@ static int cmd_cache_build(cli *c)
         if (st.selectors) o_printf(p, ", %zu selectors uniqued", st.selectors);
         if (st.protocols_uniqued) o_printf(p, ", %zu protocol references uniqued", st.protocols_uniqued);
         if (st.calls_bypassed) o_printf(p, ", %zu calls bypass their stubs", st.calls_bypassed);
+        if (st.gots_uniqued)
+            o_printf(p, ", %zu GOT entries share %zu cache-wide slots (%zu loads re-aimed)", st.gots_uniqued, st.got_slots,
+                     st.got_loads_redirected);
         o_printf(p, "\n");
     }
     return EXIT_OK;
@@ -74,8 +82,8 @@ static int cmd_cache_build(cli *c)
 
 const command cmds_build[] = {
     {"cache build", cmd_cache_build,
-     "-o CACHE [--arch A] [--format 832|1042] [--slide v1..v5] [--symbols-file] [--allow-unresolved] [-v] DYLIB...",
-     "json,arch=,o=,format=,slide=,symbols-file,allow-unresolved,verbose,v", "build a dyld shared cache from dylibs",
+     "-o CACHE [--arch A] [--format 832|1042] [--slide v1..v5] [--symbols-file] [--allow-unresolved] [--[no-]unique-gots] [-v] DYLIB...",
+     "json,arch=,o=,format=,slide=,symbols-file,allow-unresolved,unique-gots,no-unique-gots,verbose,v", "build a dyld shared cache from dylibs",
      "Build a dyld shared cache the way Apple's builder does: every __TEXT in one\n"
      "mapping after the cache header, data segments grouped by kind, one shared\n"
      "LINKEDIT; rebases applied, binds resolved through export tries and\n"
@@ -84,7 +92,9 @@ const command cmds_build[] = {
      "arm64/x86_64, v3 arm64e, v4 arm64_32 by default), local symbols\n"
      "unmapped, a patch table (v1 for 832, v3 for 1042).\n"
      "--format 832 writes one file; 1042 writes CACHE, CACHE.01 (data),\n"
-     "CACHE.dyldlinkedit and CACHE.symbols.  Every dependency must be among the\n"
+     "CACHE.dyldlinkedit and CACHE.symbols, and (arm64, as Apple's new builder)\n"
+     "uniques GOT entries into cache-wide slots; --no-unique-gots keeps them\n"
+     "per image.  Every dependency must be among the\n"
      "inputs unless --allow-unresolved keeps missing imports as binds.\n"},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };

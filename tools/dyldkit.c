@@ -124,6 +124,8 @@ static int parse_args(cli *c, const command *cmd, int argc, char **argv)
         else if (strcmp(name, "lazy") == 0) c->lazy = true;
         else if (strcmp(name, "sign") == 0) c->sign = true;
         else if (strcmp(name, "allow-unresolved") == 0) c->allow_unresolved = true;
+        else if (strcmp(name, "unique-gots") == 0) c->unique_gots = 1;
+        else if (strcmp(name, "no-unique-gots") == 0) c->unique_gots = -1;
         else if (strcmp(name, "verbose") == 0 || strcmp(name, "v") == 0) c->verbose = true;
     }
     return EXIT_OK;

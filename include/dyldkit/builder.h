@@ -20,6 +20,8 @@ typedef struct dk_build_opts {
     int slide_version;             /* 0: the architecture's default (v2 arm64/x86_64, v3 arm64e, v4 arm64_32) */
     bool symbols_file;             /* local symbols in OUTPUT.symbols (always for 1042) */
     bool allow_unresolved;         /* keep unresolvable imports as binds instead of failing */
+    int unique_gots;               /* GOT uniquing (arm64/arm64e, format 1042): 0 as Apple's builder of that
+                                      format does (on for 1042), 1 on, -1 off */
     /* diagnostics that are not errors (one line each); may be NULL */
     void (*warn)(void *ctx, const char *message);
     void *warn_ctx;
@@ -37,6 +39,9 @@ typedef struct dk_build_stats {
     size_t selectors;              /* unique selector strings */
     size_t protocols_uniqued;      /* protocol list/reference entries re-aimed at another image's definition */
     size_t calls_bypassed;         /* arm64 call sites pointed straight at their targets */
+    size_t gots_uniqued;           /* images' GOT entries that share a cache-wide slot */
+    size_t got_slots;              /* the cache-wide slots */
+    size_t got_loads_redirected;   /* arm64 ADRP/LDR pairs aimed at a cache-wide slot */
 } dk_build_stats;
 
 /**
