@@ -6,6 +6,9 @@
  *  - arm64 calls the builder pointed straight at another image (directly or
  *    through branch islands and other images' stubs) go to this image's stub
  *    for that target again;
+ *  - arm64 GOT loads (ADRP/LDR) the builder aimed at a cache-wide uniqued GOT
+ *    slot load from the image's own slot for that target again, and that
+ *    slot is bound;
  *  - classic lazy pointers get their initial value back (the __stub_helper
  *    entry, in slot order, as ld64 lays them out) and become lazy binds; the
  *    helpers' pushed offsets are set when the lazy-bind stream is written.
@@ -234,6 +237,137 @@ static void restore_calls(stub_ctx *c)
     }
 }
 
+/* An own non-lazy slot that holds T (auth or not) in the cache; TARGETS holds
+   {value, slot} of every own slot, sorted by value. */
+static uint64_t own_slot_holding(const dk_vec *targets, uint64_t t)
+{
+    const target_rec *v = targets->data;
+    size_t lo = 0, hi = targets->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].target < t) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < targets->len && v[lo].target == t ? v[lo].stub : 0;
+}
+
+/*
+ * The own slot for SHARED, a slot outside the image that code loads: the one
+ * holding the same value (HELD: {value, slot} of every own non-lazy slot,
+ * sorted by value), else the one named like SHARED's target; a slot the cache
+ * left unbound gets its bind.  0 when SHARED is no pointer or no slot fits.
+ */
+static uint64_t own_slot_for(stub_ctx *c, const dk_vec *held, uint64_t shared, dk_status *st)
+{
+    xstate *s = c->s;
+    dk_slide_pointer ptr;
+    bool rebased;
+    if (dk_cache_read_pointer(s->c, shared, &ptr, &rebased, NULL) != DK_OK || !rebased) return 0;
+    uint64_t t = ptr.auth ? ptr.target : ptr.target & 0x00FFFFFFFFFFFFFFull;
+    uint64_t own = own_slot_holding(held, t);
+    const xuse *u = x_find_use(s, shared);
+    const char *name = u ? u->name : NULL;
+    int64_t addend = u ? (int64_t)u->addend : 0;
+    size_t image = u ? u->image : 0;
+    dk_cache_location loc;
+    if (!name && dk_cache_lookup(s->c, t, &loc, NULL) == DK_OK && loc.image >= 0) {
+        image = (size_t)loc.image;
+        if (!x_name_address(s, image, t, &name, &addend)) name = NULL;
+    }
+    if (!own && name) {
+        const slot_rec *sr = slot_for(c, name, ptr.auth);
+        if (sr && sr->type == S_NON_LAZY_SYMBOL_POINTERS) own = sr->addr;
+    }
+    if (!own) {
+        s->st->got_loads_lost++;
+        return 0;
+    }
+    if (!x_bind_at(s, own) && name) {
+        /* the cache left the image's own slot unbound: bind it */
+        xfix f;
+        memset(&f, 0, sizeof f);
+        f.addr = own;
+        f.kind = XF_BIND;
+        f.symbol = name;
+        f.addend = addend;
+        f.ordinal = image == s->index ? 0 : x_ordinal_for(s, image);
+        f.auth = ptr.auth;
+        f.key = ptr.key;
+        f.diversity = ptr.diversity;
+        f.addr_div = ptr.addr_div;
+        uint8_t *q = x_at(s, own, s->ptr);
+        if (q) memset(q, 0, s->ptr);
+        s->st->binds++;
+        if ((*st = x_add_fix(s, &f))) return 0;
+        x_sort_fixes(s);
+    }
+    s->st->got_loads_restored++;
+    return own;
+}
+
+/*
+ * The builder coalesces GOT entries across images (dsc-format.md 5.2) and
+ * re-aims each load of one (ADRP + LDR, ADRP + ADD + LDR, or the linker's
+ * literal LDR) at the shared slot, outside the image: aim it at the image's
+ * own slot for the same target again.
+ */
+static dk_status restore_got_loads(stub_ctx *c)
+{
+    xstate *s = c->s;
+    dk_vec held = {0};
+    const slot_rec *sv = c->slots.data;
+    for (size_t i = 0; i < c->slots.len; i++) {
+        if (sv[i].type != S_NON_LAZY_SYMBOL_POINTERS) continue;
+        uint64_t t = cache_target(s, sv[i].addr);
+        if (!t) continue;
+        target_rec *r = dk_vec_push(&held, sizeof *r);
+        if (!r) return dk_fail(s->err, DK_E_NOMEM, "out of memory");
+        r->target = t;
+        r->stub = sv[i].addr;
+    }
+    if (held.len) qsort(held.data, held.len, sizeof(target_rec), target_cmp);
+    dk_status st = DK_OK;
+    size_t nsect;
+    const dk_section *secs = dk_macho_sections(s->m, &nsect);
+    for (size_t si = 0; si < nsect && !st; si++) {
+        const dk_section *sec = &secs[si];
+        if (!(sec->flags & 0x80000000u)) continue;
+        uint8_t *p = x_at(s, sec->addr, sec->size);
+        if (!p) continue;
+        for (uint64_t off = 0; off + 4 <= sec->size && !st; off += 4) {
+            uint64_t pc = sec->addr + off, shared, own;
+            uint32_t insn = dk_le32(p + off);
+            unsigned rd = 0, size = 0;
+            bool gpr = false;
+            if (a64_got_load(p + off, (size_t)((sec->size - off) / 4), pc, &shared)) {
+                if (x_in_image(s, shared) || !(own = own_slot_for(c, &held, shared, &st))) continue;
+                a64_adrp(insn, pc, &rd, &shared);
+                dk_wr32le(p + off, a64_enc_adrp(rd, pc, own));
+                dk_wr32le(p + off + 4, a64_got_load_reoffset(dk_le32(p + off + 4), own));
+                off += 4;
+                continue;
+            }
+            if (!a64_literal(insn, pc, &rd, &shared, &size, &gpr) || !gpr || size != 8 || x_in_image(s, shared)) continue;
+            if (!(own = own_slot_for(c, &held, shared, &st))) continue;
+            if (a64_literal_in_range(pc, own)) {
+                dk_wr32le(p + off, a64_enc_literal(insn, pc, own));
+            } else if (off >= 4 && dk_le32(p + off - 4) == A64_NOP) {
+                dk_wr32le(p + off - 4, a64_enc_adrp(rd, pc - 4, own));
+                dk_wr32le(p + off, a64_enc_load_uimm_of_literal(insn, rd, (uint32_t)(own & 0xFFF)));
+            } else if (off + 8 <= sec->size && dk_le32(p + off + 4) == A64_NOP) {
+                dk_wr32le(p + off, a64_enc_adrp(rd, pc, own));
+                dk_wr32le(p + off + 4, a64_enc_load_uimm_of_literal(insn, rd, (uint32_t)(own & 0xFFF)));
+                off += 4;
+            } else {
+                s->st->got_loads_restored--;
+                s->st->got_loads_lost++;
+            }
+        }
+    }
+    dk_vec_free(&held);
+    return st;
+}
+
 /* __stub_helper entries in order: x86 "push imm32; jmp", arm64 "ldr w16, lit; b; .long". */
 static size_t helper_entries(xstate *s, uint64_t **out)
 {
@@ -401,6 +535,7 @@ dk_status x_restore_stubs(xstate *s)
     if (c.st) st = c.st;
     if (st == DK_E_STOPPED) st = DK_OK;
     if (!st && s->arm64) restore_calls(&c);
+    if (!st && s->arm64) st = restore_got_loads(&c);
     if (!st) st = restore_lazy(&c);
     dk_vec_free(&c.slots);
     dk_vec_free(&c.by_name);

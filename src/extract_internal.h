@@ -31,7 +31,7 @@ typedef struct ximage_exports {
 /* A use recorded in the patch table: the client's pointer and what it names. */
 typedef struct xuse {
     uint64_t location;
-    uint32_t client;
+    uint32_t client;    /* UINT32_MAX: a uniqued GOT slot (patch table v3+) */
     uint32_t image;     /* exporting image */
     const char *name;   /* in the cache's memory */
     uint64_t addend;
@@ -127,6 +127,8 @@ dk_status x_extractor_exports(dk_extractor *x, size_t image, const ximage_export
 bool x_name_address(xstate *s, size_t image, uint64_t addr, const char **name, int64_t *addend);
 /** A dependency's export just above ADDR (negative addend), for pointers laid out past another image. */
 bool x_name_below(xstate *s, uint64_t addr, size_t *image, const char **name, int64_t *addend);
+/** The patch table's use at LOCATION (an image's pointer or a uniqued GOT slot), NULL when none. */
+const xuse *x_find_use(xstate *s, uint64_t location);
 /** Ordinal under which this image reaches cache image J (-2 when only a flat lookup would). */
 int x_ordinal_for(xstate *s, size_t j);
 

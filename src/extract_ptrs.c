@@ -139,14 +139,15 @@ typedef struct use_build {
 static int collect_use(void *ctx, const dk_cache_patch *p)
 {
     use_build *b = ctx;
-    if (p->event != DK_PATCH_USE || p->client < 0) return 0;
+    /* uses by images, and (v3+) the cache-wide uniqued GOT slots, which no image owns */
+    if (!(p->event == DK_PATCH_USE && p->client >= 0) && p->event != DK_PATCH_GOT_USE) return 0;
     xuse *u = dk_vec_push(&b->v, sizeof *u);
     if (!u) {
         b->oom = true;
         return 1;
     }
     u->location = p->location;
-    u->client = (uint32_t)p->client;
+    u->client = p->event == DK_PATCH_GOT_USE ? UINT32_MAX : (uint32_t)p->client;
     u->image = p->image;
     u->name = p->export_name;
     u->addend = p->addend;
@@ -160,7 +161,7 @@ static int use_cmp(const void *a, const void *b)
     return x->location < y->location ? -1 : x->location > y->location;
 }
 
-static const xuse *find_use(xstate *s, uint64_t location)
+const xuse *x_find_use(xstate *s, uint64_t location)
 {
     dk_extractor *x = s->x;
     pthread_mutex_lock(&x->lock);
@@ -390,6 +391,13 @@ static dk_status bind_to(xstate *s, xfix *f, size_t image, const char *name, int
     return x_add_fix(s, f);
 }
 
+static bool in_writable_mapping(const dk_cache_mapping *maps, size_t n, uint64_t addr)
+{
+    for (size_t k = 0; k < n; k++)
+        if (addr >= maps[k].address && addr - maps[k].address < maps[k].size) return (maps[k].initProt & 2) != 0;
+    return false;
+}
+
 dk_status x_classify_pointers(xstate *s)
 {
     dk_vec wrefs = {0};
@@ -486,7 +494,7 @@ static dk_status classify(xstate *s, const dk_vec *wrefs, proto_index *protos)
                 }
                 continue;
             }
-            const xuse *u = find_use(s, addr);
+            const xuse *u = x_find_use(s, addr);
             if (u) {
                 f.kind = XF_BIND;
                 f.symbol = u->name;
@@ -525,7 +533,16 @@ static dk_status classify(xstate *s, const dk_vec *wrefs, proto_index *protos)
                     continue;
                 }
             } else if (t0) {
-                /* outside every image: a string the cache coalesced (selectors, class names) */
+                /* outside every image, in data (padding or the uniqued GOTs between images):
+                   &symbol[-n] of a library this image links; in text: a string the cache
+                   coalesced (selectors, class names) */
+                size_t ti;
+                const char *name;
+                int64_t addend;
+                if (in_writable_mapping(maps, nm, t0) && x_name_below(s, t0, &ti, &name, &addend)) {
+                    if ((st = bind_to(s, &f, ti, name, addend, wrefs))) return st;
+                    continue;
+                }
                 bool copied;
                 if ((st = string_rebase(s, &f, t0, high8, &copied))) return st;
                 if (copied) continue;

@@ -62,6 +62,8 @@ static void *worker(void *arg)
             j->total.protocols_restored += st.protocols_restored;
             j->total.stubs_restored += st.stubs_restored;
             j->total.calls_restored += st.calls_restored;
+            j->total.got_loads_restored += st.got_loads_restored;
+            j->total.got_loads_lost += st.got_loads_lost;
             j->total.size += st.size;
             if (j->verbose && !j->o->json)
             {
@@ -233,6 +235,8 @@ static int cmd_cache_extract(cli *c)
         o_u64(o, "protocols_restored", j.total.protocols_restored);
         o_u64(o, "stubs_restored", j.total.stubs_restored);
         o_u64(o, "calls_restored", j.total.calls_restored);
+        o_u64(o, "got_loads_restored", j.total.got_loads_restored);
+        o_u64(o, "got_loads_lost", j.total.got_loads_lost);
         o_arr(o, "files");
         for (size_t k = 0; k < count; k++) {
             o_obj(o, NULL);
@@ -255,6 +259,8 @@ static int cmd_cache_extract(cli *c)
                 o_u64(o, "protocols_restored", st->protocols_restored);
                 o_u64(o, "stubs_restored", st->stubs_restored);
                 o_u64(o, "calls_restored", st->calls_restored);
+                o_u64(o, "got_loads_restored", st->got_loads_restored);
+                o_u64(o, "got_loads_lost", st->got_loads_lost);
             } else {
                 o_str(o, "error", j.errors && j.errors[k] ? j.errors[k] : "extraction failed");
             }
@@ -269,6 +275,9 @@ static int cmd_cache_extract(cli *c)
         if (j.total.protocols_restored) o_printf(o, ", %zu protocol references restored", j.total.protocols_restored);
         if (j.total.stubs_restored || j.total.calls_restored)
             o_printf(o, ", %zu stubs and %zu call sites restored", j.total.stubs_restored, j.total.calls_restored);
+        if (j.total.got_loads_restored) o_printf(o, ", %zu GOT loads restored", j.total.got_loads_restored);
+        if (j.total.got_loads_lost)
+            o_printf(o, ", %zu GOT load%s still aimed outside the image", j.total.got_loads_lost, j.total.got_loads_lost == 1 ? "" : "s");
         if (j.total.unresolved)
             o_printf(o, ", %zu pointer%s no export names", j.total.unresolved, j.total.unresolved == 1 ? "" : "s");
         o_printf(o, "\n");

@@ -37,6 +37,8 @@ typedef struct dk_extract_stats {
     size_t selrefs_added;
     size_t protocols_restored; /* protocol references the cache uniqued, pointed back at the image's own definitions */
     size_t stubs_restored, calls_restored;
+    size_t got_loads_restored; /* arm64 ADRP/LDR pairs the builder aimed at cache-wide uniqued GOT slots, aimed at the image's own slot again */
+    size_t got_loads_lost;     /* such loads with no own slot for the target (left aimed outside the image) */
     uint64_t size;             /* bytes of the output file */
 } dk_extract_stats;
 
