@@ -23,6 +23,7 @@ verify, ObjC metadata equal to the cache's own view), --fixups chained and
 """
 import json
 import os
+import re
 import shutil
 import stat
 import struct
@@ -98,6 +99,24 @@ def objdump_clean(rep, path, label):
         # without sections (libobjc's __OBJC_RW) is "too large" to it; dyld reads it fine
         return True
     return rep.ok(rc == 0 and not text, "%s: llvm-objdump-22 exit %d: %s" % (label, rc, text[:300]))
+
+
+ADRP_OR_LITERAL = re.compile(r"^\s*([0-9a-f]+):\s+(adrp\s+x\d+|ldr\s+x\d+), 0x([0-9a-f]+)", re.M)
+
+
+def code_stays_inside(rep, path, label):
+    """arm64: every ADRP page and literal load of the image's code (as llvm-objdump-22
+    decodes it) lies in one of its own segments: nothing still aims at the cache's
+    shared GOT slots, branch islands or other images' data."""
+    segs = [(g["vmaddr"], g["vmaddr"] + g["vmsize"]) for g in j("segments", "--json", path)["segments"]]
+    rc, out, _ = dktest.run([dktest.OBJDUMP, "-d", "--no-show-raw-insn", path], timeout=120)
+    bad = []
+    for m in ADRP_OR_LITERAL.finditer(out.decode(errors="replace")):
+        t = int(m.group(3), 16)
+        page = m.group(2).startswith("adrp")
+        if not any((lo & ~0xFFF) <= t < hi if page else lo <= t < hi for lo, hi in segs):
+            bad.append("%s %s 0x%x" % (m.group(1), m.group(2), t))
+    return rep.ok(rc == 0 and not bad, "%s: code addressing outside the image: %s" % (label, bad[:4]))
 
 
 def sectionless_segments(path):
@@ -220,6 +239,8 @@ def check_set(rep, tmp, s, fmt_opts, label, inputs, rpath_dir=True, *extract_opt
         what = "%s %s" % (label, install)
         objdump_clean(rep, ext, what)
         verify_ok(rep, ext, what)
+        if s.startswith("arm64"):
+            code_stays_inside(rep, ext, what)
         e = Image(ext)
         kept = {e.seg_off(f["address"]) for f in j("fixups", "--json", "%s:%s" % (cache, install))["fixups"] if f["kind"] != "rebase"}
         n += compare(rep, path, ext, what, kept=kept, ext=e)
@@ -233,6 +254,35 @@ def check_set(rep, tmp, s, fmt_opts, label, inputs, rpath_dir=True, *extract_opt
         rc, o, e = call("--root", out, uc, "umbrella_selftest")
         rep.ok(rc == 0 and o.strip().splitlines()[-1:] == ["0"], "%s: umbrella_selftest(): exit %d, %r %s" % (label, rc, o[-200:], e.strip()))
     return n
+
+
+def check_got_uniquing(rep, tmp, s, inputs):
+    """1042 arm64 caches unique GOT entries cache-wide (dsc-format.md 5.2): the builder
+    re-aims code at shared slots and lists them in the patch table (v3 GOT uses); the
+    extractor aims that code back at each image's own slots (check_set runs the result)."""
+    label = "%s/got" % s
+    cache = os.path.join(tmp, label.replace("/", "-"))
+    rc, out, err = dktest.dk("cache", "build", "--json", "-o", cache, "--allow-unresolved", "--format", "1042", *inputs, timeout=300)
+    if not rep.ok(rc == 0, "cache build %s: %s" % (label, err.decode(errors="replace").strip())):
+        return
+    b = json.loads(out)
+    rep.ok(b["gots_uniqued"] > b["got_slots"] > 0 and b["got_loads_redirected"] > 0,
+           "%s: %d GOT entries in %d shared slots, %d loads re-aimed" % (label, b["gots_uniqued"], b["got_slots"], b["got_loads_redirected"]))
+    pt = j("cache", "patches", "--json", cache)
+    got = [e for e in pt["entries"] if e["event"] == "got_use"]
+    rep.ok(pt["version"] == 3 and len(got) == b["got_slots"], "%s: patch table v%d lists %d GOT uses for %d shared slots" %
+           (label, pt["version"], len(got), b["got_slots"]))
+    for e in got[:8]:
+        # a shared slot belongs to no image and holds its export's address
+        a = j("cache", "addr", "--json", cache, hex(e["location"]))
+        rep.ok(a.get("image") is None, "%s: GOT slot 0x%x lies in image %s" % (label, e["location"], a.get("image")))
+    x = extract(rep, cache, cache + ".x")
+    if x:
+        rep.ok(x["got_loads_restored"] > 0 and x["got_loads_lost"] == 0,
+               "%s: %d GOT loads restored, %d lost" % (label, x["got_loads_restored"], x["got_loads_lost"]))
+    rc, out, _ = dktest.dk("cache", "build", "--json", "-o", cache + "-off", "--allow-unresolved", "--format", "1042", "--no-unique-gots",
+                           *inputs, timeout=300)
+    rep.ok(rc == 0 and json.loads(out)["gots_uniqued"] == 0, "%s: --no-unique-gots still uniqued GOTs" % label)
 
 
 def check_corpus_caches(rep, tmp):
@@ -350,6 +400,8 @@ def main():
         s = "arm64-chained"
         inputs = [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS]
         total += check_set(rep, tmp, s, ["--allow-unresolved", "--slide", "v1"], "%s/v1" % s, inputs)
+        for s in ("arm64-chained", "arm64e-chained"):
+            check_got_uniquing(rep, tmp, s, [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS])
         check_sign_and_chained(rep, tmp)
         check_corpus_caches(rep, tmp)
         check_failures(rep, tmp, os.path.join(tmp, "arm64-chained-%s" % formats[0]))
