@@ -332,6 +332,11 @@ static dk_status walk_rebase(walker *w)
         }
         unsigned width = (type == REBASE_TYPE_POINTER || type == 0) ? ptr : 4;
         bool checked = false; /* the rest of this run passed run_ok */
+        dk_fixup f; /* what the run's fixups share; address, target and raw per item */
+        memset(&f, 0, sizeof f);
+        f.kind = DK_FIXUP_REBASE;
+        f.type = type ? type : REBASE_TYPE_POINTER;
+        f.width = (uint8_t)width;
         for (uint64_t k = 0; k < count; k++) {
             if ((st = check_item(w, &checked, k, seg, segoff, count, skip + ptr, width, &op))) return st;
             if (checked && !w->cb) { /* only checking: the whole run is known good */
@@ -339,12 +344,7 @@ static dk_status walk_rebase(walker *w)
                 break;
             }
             if (w->cb) {
-                dk_fixup f;
-                memset(&f, 0, sizeof f);
-                f.kind = DK_FIXUP_REBASE;
                 f.address = m->segs[seg].vmaddr + segoff;
-                f.type = type ? type : REBASE_TYPE_POINTER;
-                f.width = (uint8_t)width;
                 uint64_t v = 0;
                 if (dk__read_word_memo(m, f.address, width, &v, &w->at_seg)) f.target = v;
                 f.raw = v;

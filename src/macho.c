@@ -157,16 +157,14 @@ static int memo_keep(const dk_macho *m, int i, range_fn range, dk_at_memo *memo)
     return i;
 }
 
-int dk__segment_at_memo(const dk_macho *m, uint64_t a, dk_at_memo *memo)
+int dk__segment_at_miss(const dk_macho *m, uint64_t a, dk_at_memo *memo)
 {
-    if (a - memo->lo < memo->hi - memo->lo) return memo->index;
     int i = dk_macho_segment_at(m, a);
     return i < 0 ? i : memo_keep(m, i, seg_range, memo);
 }
 
-int dk__section_at_memo(const dk_macho *m, uint64_t a, dk_at_memo *memo)
+int dk__section_at_miss(const dk_macho *m, uint64_t a, dk_at_memo *memo)
 {
-    if (a - memo->lo < memo->hi - memo->lo) return memo->index;
     int i = dk__section_index_at(m, a);
     return i < 0 ? i : memo_keep(m, i, sect_range, memo);
 }
@@ -195,17 +193,6 @@ bool dk__read_word(const dk_macho *m, uint64_t a, unsigned width, uint64_t *out)
 {
     const uint8_t *p = dk_macho_read(m, a, width);
     if (!p) return false;
-    *out = width == 8 ? dk_rd64(m->be, p) : width == 4 ? dk_rd32(m->be, p) : dk_rd16(m->be, p);
-    return true;
-}
-
-bool dk__read_word_memo(const dk_macho *m, uint64_t a, unsigned width, uint64_t *out, dk_at_memo *memo)
-{
-    int i = dk__segment_at_memo(m, a, memo); /* the segment dk_macho_read would pick */
-    if (i < 0) return false;
-    uint64_t off = a - m->segs[i].vmaddr;
-    if (!m->seg_data[i] || !dk_range_ok(off, width, m->seg_avail[i])) return false;
-    const uint8_t *p = m->seg_data[i] + off;
     *out = width == 8 ? dk_rd64(m->be, p) : width == 4 ? dk_rd32(m->be, p) : dk_rd16(m->be, p);
     return true;
 }

@@ -114,10 +114,28 @@ typedef struct dk_at_memo {
     uint64_t lo, hi;
     int index;
 } dk_at_memo;
-int dk__segment_at_memo(const dk_macho *m, uint64_t vmaddr, dk_at_memo *memo);
-int dk__section_at_memo(const dk_macho *m, uint64_t vmaddr, dk_at_memo *memo);
+int dk__segment_at_miss(const dk_macho *m, uint64_t vmaddr, dk_at_memo *memo);
+int dk__section_at_miss(const dk_macho *m, uint64_t vmaddr, dk_at_memo *memo);
+/* (inline: the hit is a range check, called per fixup) */
+static inline int dk__segment_at_memo(const dk_macho *m, uint64_t a, dk_at_memo *memo)
+{
+    return a - memo->lo < memo->hi - memo->lo ? memo->index : dk__segment_at_miss(m, a, memo);
+}
+static inline int dk__section_at_memo(const dk_macho *m, uint64_t a, dk_at_memo *memo)
+{
+    return a - memo->lo < memo->hi - memo->lo ? memo->index : dk__section_at_miss(m, a, memo);
+}
 /* dk__read_word through a segment memo. */
-bool dk__read_word_memo(const dk_macho *m, uint64_t vmaddr, unsigned width, uint64_t *out, dk_at_memo *memo);
+static inline bool dk__read_word_memo(const dk_macho *m, uint64_t a, unsigned width, uint64_t *out, dk_at_memo *memo)
+{
+    int i = dk__segment_at_memo(m, a, memo); /* the segment dk_macho_read would pick */
+    if (i < 0) return false;
+    uint64_t off = a - m->segs[i].vmaddr;
+    if (!m->seg_data[i] || !dk_range_ok(off, width, m->seg_avail[i])) return false;
+    const uint8_t *p = m->seg_data[i] + off;
+    *out = width == 8 ? dk_rd64(m->be, p) : width == 4 ? dk_rd32(m->be, p) : dk_rd16(m->be, p);
+    return true;
+}
 
 /** Read a pointer-width value at VMADDR in the image's byte order; false if absent. */
 bool dk__read_word(const dk_macho *m, uint64_t vmaddr, unsigned width, uint64_t *out);

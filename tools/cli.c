@@ -275,10 +275,6 @@ void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n)
 static char *memo_at(struct memo_piece *mp, int64_t k0, int64_t k1, char *p, const char *end, const char *lit,
                      const char *s, const char *lit2, const char *s2)
 {
-    if (mp && mp->len && mp->key[0] == k0 && mp->key[1] == k1) {
-        memcpy(p, mp->text, mp->len);
-        return p + mp->len;
-    }
     char *q = p;
     size_t n = strlen(lit);
     memcpy(p, lit, n);
@@ -300,21 +296,39 @@ static char *memo_at(struct memo_piece *mp, int64_t k0, int64_t k1, char *p, con
 /* The common fixup (no auth, no chain details, pointer type) as one piece of
  * JSON text, byte for byte what the general path below writes; false when
  * a string needs escaping or does not fit (the general path then runs). */
-static bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, const dk_segment *segs, size_t ns,
-                            const dk_section *secs, size_t nc, fixup_json_memo *memo)
+/* Names of the segment and section F lies in, NULL when none. */
+static const char *fixup_segname(const dk_macho *m, const dk_fixup *f)
+{
+    size_t ns;
+    const dk_segment *segs = dk_macho_segments(m, &ns);
+    return f->segment >= 0 && (size_t)f->segment < ns ? segs[f->segment].segname : NULL;
+}
+
+static const char *fixup_sectname(const dk_macho *m, const dk_fixup *f)
+{
+    size_t nc;
+    const dk_section *secs = dk_macho_sections(m, &nc);
+    return f->section >= 0 && (size_t)f->section < nc ? secs[f->section].sectname : NULL;
+}
+
+/* The memoised piece of MEMO->FIELD for keys K0, K1 at P, else memo_at (which writes and memoises it). */
+#define MEMO(FIELD, K0, K1, ...)                                                                                     \
+    (memo && memo->FIELD.len && memo->FIELD.key[0] == (K0) && memo->FIELD.key[1] == (K1)                             \
+         ? (memcpy(p, memo->FIELD.text, sizeof memo->FIELD.text), p + memo->FIELD.len) /* P has ROOM */              \
+         : memo_at(memo ? &memo->FIELD : NULL, (K0), (K1), p, __VA_ARGS__))
+
+static inline __attribute__((always_inline)) bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, fixup_json_memo *memo)
 {
     enum { ROOM = 768 };
     char local[ROOM], *b = o_reserve(o, ROOM), *p; /* in place when the buffer has room */
     if (!b) b = local;
     p = b;
     const char *end = b + ROOM - 96; /* room for the numbers and keys after each string */
-    p = memo_at(memo ? &memo->kind : NULL, f->kind, 0, p, end, "{\"kind\":", dk_fixup_kind_name(f->kind), NULL, NULL);
+    p = MEMO(kind, f->kind, 0, end, "{\"kind\":", dk_fixup_kind_name(f->kind), NULL, NULL);
     if (!p) return false;
     p = LIT(p, ",\"address\":");
     p = json_u64_at(p, f->address);
-    p = memo_at(memo ? &memo->where : NULL, f->segment, f->section, p, end, ",\"segment\":",
-                f->segment >= 0 && (size_t)f->segment < ns ? segs[f->segment].segname : NULL, ",\"section\":",
-                f->section >= 0 && (size_t)f->section < nc ? secs[f->section].sectname : NULL);
+    p = MEMO(where, f->segment, f->section, end, ",\"segment\":", fixup_segname(m, f), ",\"section\":", fixup_sectname(m, f));
     if (!p) return false;
     if (f->kind == DK_FIXUP_REBASE) {
         p = LIT(p, ",\"target\":");
@@ -326,8 +340,7 @@ static bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, const 
     } else {
         p = LIT(p, ",\"ordinal\":");
         p = json_i64_at(p, f->ordinal);
-        p = memo_at(memo ? &memo->dylib : NULL, f->ordinal, 0, p, end, ",\"dylib\":", dk_macho_ordinal_name(m, f->ordinal),
-                    NULL, NULL);
+        p = MEMO(dylib, f->ordinal, 0, end, ",\"dylib\":", dk_macho_ordinal_name(m, f->ordinal), NULL, NULL);
         if (!p) return false;
         p = LIT(p, ",\"symbol\":");
         p = json_str_at(p, end, f->symbol);
@@ -346,14 +359,8 @@ static bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, const 
     return true;
 }
 
-void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo)
+static __attribute__((noinline)) void fixup_json_general(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next)
 {
-    size_t ns, nc;
-    const dk_segment *segs = dk_macho_segments(m, &ns);
-    const dk_section *secs = dk_macho_sections(m, &nc);
-    if (o->json && !o->null && o->depth > 0 && !f->strong && !chain && !f->auth && f->type <= 1 &&
-        fixup_json_fast(o, m, f, segs, ns, secs, nc, memo))
-        return;
     o_obj(o, NULL);
     o_str(o, "kind", dk_fixup_kind_name(f->kind));
     if (f->strong) {
@@ -363,9 +370,10 @@ void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, u
         return;
     }
     o_u64(o, "address", f->address);
-    if (f->segment >= 0 && (size_t)f->segment < ns) o_str(o, "segment", segs[f->segment].segname);
+    const char *segname = fixup_segname(m, f), *sectname = fixup_sectname(m, f);
+    if (segname) o_str(o, "segment", segname);
     else o_null(o, "segment");
-    if (f->section >= 0 && (size_t)f->section < nc) o_str(o, "section", secs[f->section].sectname);
+    if (sectname) o_str(o, "section", sectname);
     else o_null(o, "section");
     if (f->kind == DK_FIXUP_REBASE) {
         o_u64(o, "target", f->target);
@@ -388,4 +396,11 @@ void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, u
         if (f->kind != DK_FIXUP_REBASE) o_u64(o, "import_index", f->import_index);
     }
     o_obj_end(o);
+}
+
+void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo)
+{
+    if (o->json && !o->null && o->depth > 0 && !f->strong && !chain && !f->auth && f->type <= 1 && fixup_json_fast(o, m, f, memo))
+        return;
+    fixup_json_general(o, m, f, chain, next);
 }

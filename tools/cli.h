@@ -81,7 +81,7 @@ typedef struct fixup_json_memo {
     struct memo_piece {
         int64_t key[2];
         uint16_t len; /* 0: empty */
-        char text[118];
+        char text[96]; /* copied whole (one fixed-size copy; the caller has the room) */
     } kind, where, dylib;
 } fixup_json_memo;
 /** One fixups[] element (interface.md); CHAIN adds raw, next and import_index. */

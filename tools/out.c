@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLUSH_AT (1u << 16)
+#define FLUSH_AT OUT_FLUSH_AT
 
 void out_init(out *o, FILE *f, bool json, bool color)
 {
@@ -39,13 +39,16 @@ void out_free(out *o)
     o->cap = o->len = 0;
 }
 
+void out_write_buffer(out *o)
+{
+    fwrite(o->buf, 1, o->len, o->f);
+    o->len = 0;
+}
+
 /* Write the buffer out once it holds FLUSH_AT bytes (it has room for twice that). */
 static inline void flush_full(out *o)
 {
-    if (o->len >= FLUSH_AT && o->f) {
-        fwrite(o->buf, 1, o->len, o->f);
-        o->len = 0;
-    }
+    if (o->len >= FLUSH_AT && o->f) out_write_buffer(o);
 }
 
 void o_write(out *o, const char *s, size_t n)
@@ -280,35 +283,6 @@ void o_arr_end(out *o)
     if (o->depth > 0) o->depth--;
 }
 
-static size_t u64_digits(uint64_t v, char *buf)
-{
-    static const char d2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                             "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                             "8081828384858687888990919293949596979899";
-    static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
-                                       100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
-                                       1000000000000ull, 10000000000000ull, 100000000000000ull,
-                                       1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
-                                       1000000000000000000ull, 10000000000000000000ull};
-    /* digits: floor(log10 v) + 1, from the bit length (1233 / 4096 ~ log10 2) */
-    unsigned t = (unsigned)(64 - __builtin_clzll(v | 1)) * 1233 >> 12;
-    size_t n = t - ((v | 1) < pow10[t]) + 1; /* v | 1: zero has one digit */
-    char *p = buf + n;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        p -= 2;
-        memcpy(p, d2 + 2 * r, 2);
-    }
-    if (v >= 10) {
-        p -= 2;
-        memcpy(p, d2 + 2 * v, 2);
-    } else {
-        *--p = (char)('0' + v);
-    }
-    return n;
-}
-
 void o_u64(out *o, const char *k, uint64_t v)
 {
     if (!o->json || o->null) return;
@@ -330,29 +304,6 @@ void o_i64(out *o, const char *k, int64_t v)
     }
     n += u64_digits(u, buf + n);
     wr(o, buf, n);
-}
-
-char *o_reserve(out *o, size_t n)
-{
-    if (!o->json || o->null || !o->f || n + 1 > o->cap) return NULL;
-    if (o->len + n + 1 > o->cap) {
-        fwrite(o->buf, 1, o->len, o->f);
-        o->len = 0;
-    }
-    /* one byte kept in front for the comma o_commit may put there */
-    return o->buf + o->len + 1;
-}
-
-void o_commit(out *o, const char *start, const char *end)
-{
-    size_t n = (size_t)(end - start);
-    /* key(o, NULL) without its flush: the comma lands in the byte kept free */
-    bool inner = o->depth > 0 && o->depth < OUT_MAX_DEPTH;
-    if (inner && o->need_comma[o->depth]) o->buf[o->len++] = ',';
-    else memmove(o->buf + o->len, start, n);
-    if (inner) o->need_comma[o->depth] = true;
-    o->len += n;
-    flush_full(o);
 }
 
 void o_raw(out *o, const char *k, const char *json, size_t n)
@@ -379,17 +330,6 @@ char *json_str_at(char *p, const char *end, const char *s)
     return p;
 }
 
-char *json_u64_at(char *p, uint64_t v) { return p + u64_digits(v, p); }
-
-char *json_i64_at(char *p, int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    if (v < 0) {
-        *p++ = '-';
-        u = 0 - u;
-    }
-    return p + u64_digits(u, p);
-}
 
 void o_strn(out *o, const char *k, const char *s, size_t n)
 {

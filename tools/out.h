@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #define OUT_MAX_DEPTH 64
 
@@ -45,8 +46,8 @@ void o_uuid(out *o, const char *key, const uint8_t uuid[16]);
 /* An array element written in place: o_reserve gives room for N bytes in the
  * buffer (NULL when output is discarded or N is too large), o_commit adds the
  * element written at [START, END) there. */
-char *o_reserve(out *o, size_t n);
-void o_commit(out *o, const char *start, const char *end);
+static inline char *o_reserve(out *o, size_t n);
+static inline void o_commit(out *o, const char *start, const char *end);
 /* A value the caller wrote as JSON text itself (hot loops), with the usual
  * comma and KEY handling. */
 void o_raw(out *o, const char *key, const char *json, size_t n);
@@ -55,8 +56,8 @@ void o_raw(out *o, const char *key, const char *json, size_t n);
  * escaping or does not fit before END (the caller then takes the o_str path);
  * the number forms need at most 21 bytes. */
 char *json_str_at(char *p, const char *end, const char *s);
-char *json_u64_at(char *p, uint64_t v);
-char *json_i64_at(char *p, int64_t v);
+static inline char *json_u64_at(char *p, uint64_t v);
+static inline char *json_i64_at(char *p, int64_t v);
 
 /* Human text. */
 void o_printf(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -70,5 +71,101 @@ const char *c_warn(const out *o);  /* yellow */
 const char *c_off(const out *o);
 
 void uuid_string(const uint8_t uuid[16], char text[37]);
+
+/* The buffer is written out once it holds OUT_FLUSH_AT bytes (it has room for twice that). */
+#define OUT_FLUSH_AT (1u << 16)
+/** Write the buffer to the stream and empty it. */
+void out_write_buffer(out *o);
+
+static inline char *o_reserve(out *o, size_t n)
+{
+    if (!o->json || o->null || !o->f || n + 1 > o->cap) return NULL;
+    if (o->len + n + 1 > o->cap) out_write_buffer(o);
+    /* one byte kept in front for the comma o_commit may put there */
+    return o->buf + o->len + 1;
+}
+
+static inline void o_commit(out *o, const char *start, const char *end)
+{
+    size_t n = (size_t)(end - start);
+    /* key(o, NULL) without its flush: the comma lands in the byte kept free */
+    bool inner = o->depth > 0 && o->depth < OUT_MAX_DEPTH;
+    if (inner && o->need_comma[o->depth]) o->buf[o->len++] = ',';
+    else memmove(o->buf + o->len, start, n);
+    if (inner) o->need_comma[o->depth] = true;
+    o->len += n;
+    if (o->len >= OUT_FLUSH_AT && o->f) out_write_buffer(o);
+}
+
+/* ---- decimal numbers (inline: the JSON writers' hot loops call them per value) */
+
+/*
+ * The 8 decimal digits of V < 10^8 as ASCII, most significant in the lowest
+ * byte (memcpy it): both 4-digit halves, then both 2-digit quarters of each,
+ * then each digit, split in parallel in the lanes of one 64-bit word
+ * (x / 100 as x * 10486 >> 20 for x < 10^4, x / 10 as x * 103 >> 10 for
+ * x < 100).
+ */
+static inline uint64_t out_digits8(uint32_t v)
+{
+    uint64_t merged = (uint64_t)(v / 10000) | (uint64_t)(v % 10000) << 32;
+    uint64_t top = (merged * 10486) >> 20 & 0x0000007F0000007Full;
+    uint64_t hundreds = (merged - 100 * top) << 16 | top;
+    uint64_t tens = (hundreds * 103) >> 10 & 0x000F000F000F000Full;
+    tens += (hundreds - 10 * tens) << 8;
+    return tens | 0x3030303030303030ull;
+}
+
+/* Writes the N (1..8) low decimal digits of V (< 10^N) at P: 8 bytes are stored. */
+static inline void out_put_digits(char *p, uint32_t v, size_t n)
+{
+    uint64_t d = out_digits8(v) >> (8 * (8 - n)); /* little-endian: drop the leading zeros */
+    memcpy(p, &d, 8);
+}
+
+/* V in decimal at BUF, which has room for 24 bytes; returns the digit count. */
+static inline size_t u64_digits(uint64_t v, char *buf)
+{
+    if (v < 100000000) {
+        /* the leading zeros are the low bytes whose digit is 0 (none for v = 0's last) */
+        uint64_t d = out_digits8((uint32_t)v);
+        unsigned lz = v ? (unsigned)__builtin_ctzll(d & 0x0F0F0F0F0F0F0F0Full) / 8 : 7;
+        d >>= 8 * lz;
+        memcpy(buf, &d, 8);
+        return 8 - lz;
+    }
+    static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                       100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+                                       1000000000000ull, 10000000000000ull, 100000000000000ull,
+                                       1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+                                       1000000000000000000ull, 10000000000000000000ull};
+    /* digits: floor(log10 v) + 1, from the bit length (1233 / 4096 ~ log10 2) */
+    unsigned t = (unsigned)(64 - __builtin_clzll(v | 1)) * 1233 >> 12;
+    size_t n = t - ((v | 1) < pow10[t]) + 1; /* v | 1: zero has one digit */
+    if (n <= 8) {
+        out_put_digits(buf, (uint32_t)v, n);
+    } else if (n <= 16) {
+        out_put_digits(buf, (uint32_t)(v / 100000000), n - 8);
+        out_put_digits(buf + n - 8, (uint32_t)(v % 100000000), 8);
+    } else {
+        uint64_t hi = v / 100000000;
+        out_put_digits(buf, (uint32_t)(hi / 100000000), n - 16);
+        out_put_digits(buf + n - 16, (uint32_t)(hi % 100000000), 8);
+        out_put_digits(buf + n - 8, (uint32_t)(v % 100000000), 8);
+    }
+    return n;
+}
+
+static inline char *json_u64_at(char *p, uint64_t v) { return p + u64_digits(v, p); }
+
+static inline char *json_i64_at(char *p, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        *p++ = '-';
+        u = 0 - u;
+    }
+    return p + u64_digits(u, p);
+}
 
 #endif

@@ -22,6 +22,22 @@ static void test_digits(void)
         if (k < 19) v *= 10;
         else v = UINT64_MAX; /* last round: UINT64_MAX - 1, UINT64_MAX, 0 (wraps) */
     }
+    /* every value below 10^5 and a million pseudo-random ones of every length
+       (the 8-digit SWAR split and the leading-zero count) */
+    int bad = 0;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (uint64_t i = 0; i < 1100000; i++) {
+        uint64_t val = i;
+        if (i >= 100000) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            val = x >> (x % 64); /* all magnitudes */
+        }
+        size_t n = u64_digits(val, buf);
+        buf[n] = 0;
+        snprintf(want, sizeof want, "%" PRIu64, val);
+        bad += strcmp(buf, want) != 0;
+    }
+    CHECK(bad == 0);
     char *p = json_i64_at(buf, INT64_MIN);
     *p = 0;
     CHECK(strcmp(buf, "-9223372036854775808") == 0);
