@@ -106,6 +106,7 @@ typedef struct xstate {
     /* dependency reachability: for each cache image, the ordinal (1-based) of the
      * dependency that reaches it through re-exports, 0 when none */
     int *reach;
+    dk_at_memo sect_memo; /* section lookups of pointer targets */
 } xstate;
 
 /* extract.c */

@@ -391,6 +391,17 @@ static dk_status bind_to(xstate *s, xfix *f, size_t image, const char *name, int
     return x_add_fix(s, f);
 }
 
+/* ADDR lies in one of the image's segments but in no section (nor at a section's end). */
+static bool in_segment_padding(xstate *s, uint64_t addr)
+{
+    if (x_seg_of(s, addr) < 0 || dk__section_at_memo(s->m, addr, &s->sect_memo) >= 0) return false;
+    size_t n;
+    const dk_section *secs = dk_macho_sections(s->m, &n);
+    for (size_t i = 0; i < n; i++)
+        if (addr >= secs[i].addr && addr - secs[i].addr <= secs[i].size) return false;
+    return true;
+}
+
 static bool in_writable_mapping(const dk_cache_mapping *maps, size_t n, uint64_t addr)
 {
     for (size_t k = 0; k < n; k++)
@@ -475,9 +486,26 @@ static dk_status classify(xstate *s, const dk_vec *wrefs, proto_index *protos)
             f.addr_div = p.addr_div;
             uint64_t t0 = p.auth ? p.target : p.target & 0x00FFFFFFFFFFFFFFull;
             uint8_t high8 = p.auth ? 0 : (uint8_t)(p.target >> 56);
+            /* the patch table naming another image's export here makes it a bind, even when
+               the value lands in this image: &dep[0] of a library laid out right past this
+               image's segment end, &dep[-1] inside its last bytes */
+            const xuse *u = x_find_use(s, addr);
+            bool bound_elsewhere = u && u->image != s->index;
+            if (!bound_elsewhere && in_segment_padding(s, t0)) {
+                /* no section holds it: not a pointer of this image's own, but &dep[-n] of a
+                   library laid out right after this image's segment (the patch table cannot
+                   carry a negative addend) */
+                size_t ti;
+                const char *name;
+                int64_t addend;
+                if (x_name_below(s, t0, &ti, &name, &addend)) {
+                    if ((st = bind_to(s, &f, ti, name, addend, wrefs))) return st;
+                    continue;
+                }
+            }
             /* in the image; one past a segment's end too (section-end pointers), except
                from ObjC metadata, whose strings the builder may have put right there */
-            if (x_seg_of(s, t0) >= 0 || (x_in_image(s, t0) && !in_objc_section(s, addr))) {
+            if (!bound_elsewhere && (x_seg_of(s, t0) >= 0 || (x_in_image(s, t0) && !in_objc_section(s, addr)))) {
                 f.kind = XF_REBASE;
                 f.target = t0;
                 f.high8 = high8;
@@ -494,7 +522,6 @@ static dk_status classify(xstate *s, const dk_vec *wrefs, proto_index *protos)
                 }
                 continue;
             }
-            const xuse *u = x_find_use(s, addr);
             if (u) {
                 f.kind = XF_BIND;
                 f.symbol = u->name;

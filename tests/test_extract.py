@@ -2,7 +2,7 @@
 """cache extract, checked round trip against the dylibs the cache was built from.
 
 Caches are built from the fixtures (x86_64 and arm64, classic and chained
-inputs, formats 832 and 1042, slide info v1, the umbrella set), then every
+inputs, formats 832 and 1042, slide info v1, the umbrella set, arm64_32), then every
 image is extracted and compared with its ORIGINAL input dylib, address for
 address by (segment, offset in segment):
   - every rebase comes back, with the same target (ObjC strings the builder
@@ -400,6 +400,10 @@ def main():
         s = "arm64-chained"
         inputs = [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS]
         total += check_set(rep, tmp, s, ["--allow-unresolved", "--slide", "v1"], "%s/v1" % s, inputs)
+        # arm64_32 (ILP32: 4-byte pointers, slide info v4 by default)
+        a32 = [os.path.join(dktest.FIXTURES, "misc", "arm64_32", lib) for lib in ("libminidep.dylib", "libminic.dylib")]
+        for fmt in formats:
+            total += check_set(rep, tmp, "arm64_32", ["--allow-unresolved", "--format", fmt], "arm64_32/%s" % fmt, a32)
         for s in ("arm64-chained", "arm64e-chained"):
             check_got_uniquing(rep, tmp, s, [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS])
         check_sign_and_chained(rep, tmp)
