@@ -14,7 +14,7 @@ through every CLI command that reads such a file, --json and human output
 alternating:
   Mach-O: info loadcmds segments symbols dylibs exports fixups chains opcodes
           stubs objc verify, resolve --all (with an empty --root)
-  cache:  cache info / mappings / images / slide --pointers / addr / symbols /
+  cache:  cache info / mappings / images / slide --pointers / addr / symbols / patches /
           extract --all, and info symbols exports fixups stubs objc on CACHE:0
 Every run must exit 0 or 1 (never a signal, a usage error or a sanitizer
 report) within HANG_SECONDS; exit 1 follows tests/test_malformed.py's contract
@@ -57,7 +57,7 @@ HANG_SECONDS = 20.0   # a run is killed (and reported as a hang) after this many
 SLOW_SECONDS = 2.0    # runs above this (CPU or wall) are reported
 MACHO_CMDS = ["info", "loadcmds", "segments", "symbols", "dylibs", "exports", "fixups", "chains", "opcodes", "stubs",
               "objc", "verify", "resolve"]
-CACHE_CMDS = ["cache info", "cache mappings", "cache images", "cache slide", "cache addr", "cache symbols",
+CACHE_CMDS = ["cache info", "cache mappings", "cache images", "cache slide", "cache addr", "cache symbols", "cache patches",
               "cache extract", "info@0", "symbols@0", "exports@0", "fixups@0", "stubs@0", "objc@0"]
 FINDING_CMDS = ("verify", "resolve")
 
@@ -110,6 +110,13 @@ def cache_regions(data):
             k = data.find(blob[:64])
             if k > 0:
                 out.append((k, min(len(blob), 0x1000)))
+        # the patch table (patchInfoAddr, a VM address, when the header has it)
+        if mo > 0xA8:
+            pa, ps = struct.unpack("<QQ", data[0x98:0xA8])
+            for m in range(mc):
+                addr, size, foff = struct.unpack("<QQQ", data[mo + 32 * m:mo + 32 * m + 24])
+                if pa and addr <= pa < addr + size:
+                    out.append((foff + pa - addr, min(ps or 0x400, 0x1000)))
     except struct.error:
         pass
     return [(o, s) for o, s in out if 0 <= o < len(data) and s > 0]
