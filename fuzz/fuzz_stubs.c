@@ -36,12 +36,25 @@ static int hop_cb(void *ctx, const dk_hop *h)
     return 0;
 }
 
+static int code_ref_cb(void *ctx, const dk_code_ref *r)
+{
+    (void)ctx;
+    fz_sink += r->address + r->target + (uint64_t)r->kind + (uint64_t)r->section;
+    return 0;
+}
+
 static void walk(dk_macho *m)
 {
     dk_error e = {0};
     syms x = {{0}, {0}, 0};
     dk_status st = dk_macho_foreach_stub(m, stub_cb, &x, &e);
+    /* checking only (no callback) finds exactly what the full walk finds */
+    dk_error e2 = {0};
+    dk_status st2 = dk_macho_foreach_stub(m, NULL, NULL, &e2);
+    if (st2 != st || (st && strcmp(e.message, e2.message) != 0)) abort();
     fz_check(st, &e);
+    dk_error e3 = {0};
+    fz_check(dk_macho_foreach_code_ref(m, code_ref_cb, NULL, &e3), &e3);
     dk_imageset_opts o;
     memset(&o, 0, sizeof o);
     o.no_filesystem = true;

@@ -209,20 +209,7 @@ dk_status bld_apply_fixups(builder *b)
 
 /* ------------------------------------------------------------------ code */
 
-static bool in_data_in_code(const bimage *im, uint64_t old_addr)
-{
-    const dk_macho *m = im->m;
-    if (!m->data_in_code.present || !m->data_in_code.size) return false;
-    const uint8_t *p = dk__linkedit(m, m->data_in_code.off, m->data_in_code.size);
-    if (!p) return false;
-    /* data_in_code_entry {u32 offset (from the mach header, file-relative), u16 length, u16 kind} */
-    uint64_t off = old_addr - im->segs[im->text_seg].old_addr;
-    for (uint32_t k = 0; k + 8 <= m->data_in_code.size; k += 8) {
-        uint32_t o = dk_le32(p + k), l = dk_le16(p + k + 4);
-        if (off >= o && off < (uint64_t)o + l) return true;
-    }
-    return false;
-}
+static bool in_data_in_code(const bimage *im, uint64_t old_addr) { return dk__in_data_in_code(im->m, old_addr); }
 
 /* Segment of IM holding OLD, or -1. */
 static int seg_of(const bimage *im, uint64_t old)

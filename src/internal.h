@@ -135,6 +135,10 @@ void dk_vec_free(dk_vec *v);
  * dk_big_free and the same size. */
 void *dk_big_alloc(size_t bytes);
 void dk_big_free(void *p, size_t bytes);
+/** Grow a dk_big_alloc block from OLD to NEW bytes, contents kept (mapped
+ *  blocks are moved by the kernel, not copied); NULL when out of memory (P is
+ *  then still valid). */
+void *dk_big_grow(void *p, size_t old_bytes, size_t new_bytes);
 
 /** Checked multiplication for allocation sizes. */
 static inline bool dk_mul_ok(size_t a, size_t b, size_t *out)

@@ -189,6 +189,29 @@ const uint8_t *dk_macho_read(const dk_macho *m, uint64_t a, uint64_t size)
     return NULL;
 }
 
+bool dk__in_data_in_code(const dk_macho *m, uint64_t a)
+{
+    if (!m->data_in_code.present || m->data_in_code.size < 8) return false;
+    const uint8_t *p = dk__linkedit(m, m->data_in_code.off, m->data_in_code.size);
+    if (!p) return false;
+    /* data_in_code_entry {u32 offset from the mach header, u16 length, u16 kind}; the
+       header is at the start of the segment mapped from file offset 0 */
+    uint64_t base = UINT64_MAX;
+    for (size_t i = 0; i < m->nsegs && base == UINT64_MAX; i++)
+        if (m->segs[i].fileoff == 0 && m->segs[i].filesize) base = m->segs[i].vmaddr;
+    if (base == UINT64_MAX || a < base) return false;
+    uint64_t off = a - base;
+    size_t lo = 0, hi = m->data_in_code.size / 8; /* first entry whose offset is above OFF */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (dk_rd32(m->be, p + 8 * mid) <= off) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == 0) return false;
+    const uint8_t *e = p + 8 * (lo - 1);
+    return off < (uint64_t)dk_rd32(m->be, e) + dk_rd16(m->be, e + 4);
+}
+
 bool dk__read_word(const dk_macho *m, uint64_t a, unsigned width, uint64_t *out)
 {
     const uint8_t *p = dk_macho_read(m, a, width);

@@ -137,6 +137,10 @@ static inline bool dk__read_word_memo(const dk_macho *m, uint64_t a, unsigned wi
     return true;
 }
 
+/** VMADDR lies in a LC_DATA_IN_CODE range (entries sorted by offset, as the
+ *  linkers write them: a binary search, so unsorted hostile input stays bounded). */
+bool dk__in_data_in_code(const dk_macho *m, uint64_t vmaddr);
+
 /** Read a pointer-width value at VMADDR in the image's byte order; false if absent. */
 bool dk__read_word(const dk_macho *m, uint64_t vmaddr, unsigned width, uint64_t *out);
 

@@ -326,6 +326,10 @@ static dk_status walk_objc_stubs(stub_walk *w, int si, dk_stub_cb cb, void *ctx)
         } else {
             return dk_fail(w->err, DK_E_MALFORMED, "__objc_stubs: stub at 0x%llx: unknown form", (unsigned long long)a);
         }
+        if (!cb) { /* validating only */
+            a += s.size;
+            continue;
+        }
         dk_pointer ptr;
         if (dk_macho_read_pointer(m, s.selref, &ptr, NULL) == DK_OK && ptr.kind != DK_PTR_BIND) {
             const uint8_t *str = dk_macho_read(m, ptr.value & 0x00FFFFFFFFFFFFFFull, 1);
@@ -359,7 +363,7 @@ dk_status dk_macho_foreach_stub(dk_macho *m, dk_stub_cb cb, void *ctx, dk_error 
     size_t nd;
     if ((st = dk__fixups_at(m, 0, &dummy, &nd, err))) return st;
     dk_vec lazy = {0};
-    for (size_t i = 0; i < m->nfixidx; i++) collect_lazy(&lazy, &m->fixidx[i]);
+    for (size_t i = 0; cb && i < m->nfixidx; i++) collect_lazy(&lazy, &m->fixidx[i]);
     if (lazy.len) qsort(lazy.data, lazy.len, sizeof(lazy_rec), lazy_cmp);
     w.lazy = lazy.data;
     w.nlazy = lazy.len;
@@ -404,6 +408,7 @@ dk_status dk_macho_foreach_stub(dk_macho *m, dk_stub_cb cb, void *ctx, dk_error 
             s.section = si;
             s.slot_section = -1;
             if ((st = symbol_of(&w, sec, (uint32_t)i, &s))) break;
+            if (!cb) continue; /* validating only */
             decode_stub(m, s.address, size, &s);
             if (s.has_slot) fill_binding(&w, &s);
             if (cb(ctx, &s)) st = DK_E_STOPPED;
@@ -437,4 +442,54 @@ dk_status dk_macho_find_stub(dk_macho *m, const char *symbol, dk_stub *out, dk_e
     dk_status st = dk_macho_foreach_stub(m, find_cb, &f, err);
     if (st == DK_E_STOPPED || f.found) return DK_OK;
     return st ? st : DK_E_NOTFOUND;
+}
+
+/* ------------------------------------------------------------- code refs */
+
+dk_status dk_macho_foreach_code_ref(dk_macho *m, dk_code_ref_cb cb, void *ctx, dk_error *err)
+{
+    (void)err;
+    if (!is_arm64(m)) return DK_OK;
+    for (size_t si = 0; si < m->nsects; si++) {
+        const dk_section *sec = &m->sects[si];
+        if (!(sec->flags & 0x80000000u) || !sec->size) continue;
+        const uint8_t *p = dk_macho_read(m, sec->addr, sec->size);
+        if (!p) continue; /* contents not in the file */
+        for (uint64_t off = 0; off + 4 <= sec->size; off += 4) {
+            uint64_t pc = sec->addr + off;
+            uint32_t insn = dk_le32(p + off);
+            dk_code_ref r = {pc, 0, DK_CODE_ADRP, (int)si};
+            unsigned rd, rt, rn, size;
+            uint32_t imm;
+            bool gpr;
+            uint64_t t;
+            if (a64_adrp(insn, pc, &rd, &t)) {
+                if (dk__in_data_in_code(m, pc)) continue;
+                size_t left = (size_t)((sec->size - off) / 4);
+                uint64_t slot;
+                if (a64_got_load(p + off, left, pc, &slot)) {
+                    r.kind = DK_CODE_ADRP_LDR;
+                    r.target = slot;
+                    off += 4;
+                } else if (left >= 2 && a64_add_imm(dk_le32(p + off + 4), &rt, &rn, &imm) && rn == rd && imm < 4096) {
+                    r.kind = DK_CODE_ADRP_ADD;
+                    r.target = t + imm;
+                    off += 4;
+                } else {
+                    r.target = t;
+                }
+            } else if (a64_adr(insn, pc, &rd, &t)) {
+                r.kind = DK_CODE_ADR;
+                r.target = t;
+            } else if (a64_literal(insn, pc, &rt, &t, &size, &gpr)) {
+                r.kind = DK_CODE_LDR_LITERAL;
+                r.target = t;
+            } else {
+                continue;
+            }
+            if (r.kind != DK_CODE_ADRP_LDR && r.kind != DK_CODE_ADRP_ADD && r.kind != DK_CODE_ADRP && dk__in_data_in_code(m, pc)) continue;
+            if (cb(ctx, &r)) return DK_E_STOPPED;
+        }
+    }
+    return DK_OK;
 }

@@ -98,6 +98,29 @@ void *dk_big_alloc(size_t bytes)
     return p == MAP_FAILED ? NULL : p;
 }
 
+void *dk_big_grow(void *p, size_t old_bytes, size_t new_bytes)
+{
+    if (new_bytes < DK_BIG_ALLOC) return realloc(p, new_bytes ? new_bytes : 1);
+    if (old_bytes >= DK_BIG_ALLOC) {
+#ifdef MREMAP_MAYMOVE
+        void *q = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE);
+        if (q == MAP_FAILED) return NULL;
+#ifdef MADV_POPULATE_WRITE
+        /* the new pages in one call, as dk_big_alloc's MAP_POPULATE (page-aligned: sizes
+           of mapped blocks are whole pages or the tail is within the last one) */
+        uintptr_t from = ((uintptr_t)q + old_bytes) & ~(uintptr_t)4095;
+        (void)madvise((void *)from, (uintptr_t)q + new_bytes - from, MADV_POPULATE_WRITE); /* a hint: faults still work */
+#endif
+        return q;
+#endif
+    }
+    void *q = dk_big_alloc(new_bytes);
+    if (!q) return NULL;
+    if (p) memcpy(q, p, old_bytes);
+    dk_big_free(p, old_bytes);
+    return q;
+}
+
 void dk_big_free(void *p, size_t bytes)
 {
     if (!p) return;

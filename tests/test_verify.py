@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """verify: every fixture passes (the umbrella clients with --root); damaged
-copies fail the check that names the damage; every corpus file gets a verdict
-(exit 0 or 1), never a crash."""
+copies fail the check that names the damage (header, stubs, binds, code);
+every corpus file gets a verdict (exit 0 or 1), never a crash."""
 import json
 import os
 import shutil
@@ -58,6 +58,25 @@ def main():
         shutil.copy(os.path.join(dktest.FIXTURES, "arm64-chained", "umbrella", "root", "usr", "lib", "libSystem.B.dylib"), emptyroot)
         rc, out, err = dktest.dk("verify", "--json", "--root", os.path.join(tmp, "root"), client)
         rep.ok(rc == 1 and checks(json.loads(out))["binds"]["ok"] is False, "binds whose re-exported libraries are missing flagged")
+        # 4. arm64 code addressing outside the image (what an extraction that missed a
+        #    cache-wide GOT or branch island leaves): the first ADRP aimed 1 GiB away
+        a64 = os.path.join(dktest.FIXTURES, "arm64-chained", "libminic.dylib")
+        rc, doc, _ = dktest.dk_json("verify", "--json", a64)
+        rep.ok(rc == 0 and checks(doc)["code"]["count"] > 0, "arm64 code references checked: %r" % checks(doc).get("code"))
+        rc, segs, _ = dktest.dk_json("segments", "--json", a64)
+        sect = [x for g in segs["segments"] for x in g["sections"] if x["name"] == "__text"][0]
+        data = bytearray(open(a64, "rb").read())
+        for off in range(sect["offset"], sect["offset"] + sect["size"], 4):
+            insn = struct.unpack_from("<I", data, off)[0]
+            if insn & 0x9F000000 == 0x90000000:  # ADRP
+                struct.pack_into("<I", data, off, (insn & ~(0x7FFFF << 5)) | (0x3FFFF << 5))
+                break
+        else:
+            rep.ok(False, "no ADRP in %s" % a64)
+        bad4 = os.path.join(tmp, "farpage.dylib")
+        open(bad4, "wb").write(data)
+        rc, out, err = dktest.dk("verify", "--json", bad4)
+        rep.ok(rc == 1 and checks(json.loads(out))["code"]["ok"] is False, "ADRP outside the image flagged")
     finally:
         shutil.rmtree(tmp)
 

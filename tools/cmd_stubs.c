@@ -108,7 +108,8 @@ static dk_status do_stubs(cli *c, dk_macho *m, const dk_slice *sl, dk_error *err
     out *o = &c->o;
     stubs_ctx x = {o, m, dk_macho_header(m)->is64 ? 16 : 8, 0, 0};
     if (o->json) o_arr(o, "stubs");
-    dk_status st = dk_macho_foreach_stub(m, stub_cb, &x, err);
+    /* the discarded (validating) pass only needs the walk's errors */
+    dk_status st = dk_macho_foreach_stub(m, o->null ? NULL : stub_cb, &x, err);
     if (o->json) {
         o_arr_end(o);
         o_u64(o, "lazy_bind_mismatches", x.mismatches);
@@ -526,6 +527,28 @@ static int verify_stub(void *ctx, const dk_stub *s)
     return 0;
 }
 
+typedef struct vcode_ctx {
+    check *k;
+    const dk_segment *segs;
+    size_t nsegs;
+} vcode_ctx;
+
+static int verify_code_ref(void *ctx, const dk_code_ref *r)
+{
+    vcode_ctx *v = ctx;
+    v->k->count++;
+    for (size_t i = 0; i < v->nsegs; i++) {
+        const dk_segment *g = &v->segs[i];
+        if (!g->initprot && !g->maxprot) continue; /* __PAGEZERO */
+        uint64_t lo = r->kind == DK_CODE_ADRP ? g->vmaddr & ~0xFFFull : g->vmaddr;
+        if (r->target >= lo && r->target - g->vmaddr <= g->vmsize) return 0; /* one past the end too */
+    }
+    static const char *const forms[] = {"ADRP+LDR", "ADRP+ADD", "ADRP", "ADR", "LDR literal"};
+    check_fail(v->k, "%s at 0x%llx addresses 0x%llx, outside every segment", forms[r->kind], (unsigned long long)r->address,
+               (unsigned long long)r->target);
+    return 0;
+}
+
 static void verify_selrefs(dk_macho *m, check *k)
 {
     size_t ns;
@@ -622,13 +645,14 @@ static dk_status do_verify(cli *c, dk_macho *m, const dk_slice *sl, dk_error *er
 {
     (void)sl;
     out *o = &c->o;
-    check k[5];
+    check k[6];
     memset(k, 0, sizeof k);
     k[0].name = "header";
     k[1].name = "fixups";
     k[2].name = "binds";
     k[3].name = "stubs";
     k[4].name = "selrefs";
+    k[5].name = "code";
     /* header: a standalone image must not claim to live in a dyld cache */
     k[0].count = 1;
     if (dk_macho_header(m)->flags & 0x80000000u) check_fail(&k[0], "MH_DYLIB_IN_CACHE is set in a standalone image");
@@ -644,9 +668,13 @@ static dk_status do_verify(cli *c, dk_macho *m, const dk_slice *sl, dk_error *er
     snprintf(k[3].summary, sizeof k[3].summary, "%zu stubs load their own slots", k[3].count);
     verify_selrefs(m, &k[4]);
     snprintf(k[4].summary, sizeof k[4].summary, "%zu selector references point at this image's selector strings", k[4].count);
+    vcode_ctx vc = {&k[5], NULL, 0};
+    vc.segs = dk_macho_segments(m, &vc.nsegs);
+    if ((st = dk_macho_foreach_code_ref(m, verify_code_ref, &vc, err))) return st;
+    snprintf(k[5].summary, sizeof k[5].summary, "%zu PC-relative references in arm64 code land in this image", k[5].count);
     size_t failed = 0;
     if (o->json) o_arr(o, "checks");
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         emit_check(o, &k[i]);
         failed += k[i].failed != 0;
     }
@@ -682,7 +710,8 @@ const command cmds_stubs[] = {
      "static checks that an image is loadable",
      "Check that every fixup lands in a writable or data-const segment, every\n"
      "bind names a dependent dylib (and, with --root, that it exports the\n"
-     "symbol), every stub loads its own slot, and every selector reference\n"
-     "points at a selector string of this image.  Exit 1 if any check fails.\n"},
+     "symbol), every stub loads its own slot, every selector reference\n"
+     "points at a selector string of this image, and (arm64) every ADRP, ADR\n"
+     "and literal load in code addresses this image.  Exit 1 if any check fails.\n"},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };

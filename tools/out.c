@@ -116,44 +116,35 @@ void o_printf(out *o, const char *fmt, ...)
 
 /* ------------------------------------------------------------------ JSON */
 
+/* Eight bytes of a string need no escaping: none < 0x20, >= 0x7f, '"' or '\\'. */
+static inline bool plain8(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+#define HAS_ZERO(x) (((x) - ones) & ~(x) & high)
+    return !(((v - ones * 0x20) & ~v & high) | (v & high) | HAS_ZERO(v ^ (ones * 0x7f)) | HAS_ZERO(v ^ (ones * '"')) |
+             HAS_ZERO(v ^ (ones * '\\')));
+#undef HAS_ZERO
+}
+
 /* True when S[0..N) goes into a JSON string as it is: printable ASCII
  * without '"' or '\\' (nearly every name and path). */
 static inline bool plain_json(const char *s, size_t n)
 {
-    /* Eight bytes at a time: any byte < 0x20, >= 0x7f, '"' or '\\' needs the
-     * general (escaping) path. */
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-#define HAS_ZERO(v) (((v) - ones) & ~(v) & high)
+    uint64_t v;
+    if (n < 8) {
+        /* the short string padded with a plain byte */
+        v = 0x6161616161616161ull;
+        memcpy(&v, s, n);
+        return plain8(v);
+    }
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t v;
         memcpy(&v, s + i, 8);
-        if (((v - ones * 0x20) & ~v & high) | (v & high) | HAS_ZERO(v ^ (ones * 0x7f)) | HAS_ZERO(v ^ (ones * '"')) |
-            HAS_ZERO(v ^ (ones * '\\')))
-            return false;
+        if (!plain8(v)) return false;
     }
-#undef HAS_ZERO
-    static const uint8_t plain[256] = { /* 0x20-0x7e except '"' and '\\' */
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    };
-    unsigned bad = 0;
-    for (; i < n; i++) bad |= plain[(unsigned char)s[i]] ^ 1u;
-    return bad == 0;
+    if (i == n) return true;
+    memcpy(&v, s + n - 8, 8); /* the tail, overlapping bytes already checked */
+    return plain8(v);
 }
 
 static void put_string_slow(out *o, const char *s, size_t n);
@@ -245,8 +236,20 @@ static void key(out *o, const char *k)
         if (comma) wr1(o, ',');
         return;
     }
+    /* keys are the program's own literals: plain ASCII, never escaped */
     size_t n = strlen(k);
-    if (put_plain(o, comma ? ',' : 0, k, n, ':')) return; /* the common case in one piece: ,"key": */
+    if (!o->null && n <= 4096 && o->len + n + 4 <= o->cap) {
+        char *p = o->buf + o->len;
+        if (comma) *p++ = ',';
+        *p++ = '"';
+        memcpy(p, k, n);
+        p += n;
+        *p++ = '"';
+        *p++ = ':';
+        o->len = (size_t)(p - o->buf);
+        flush_full(o);
+        return;
+    }
     if (comma) wr1(o, ',');
     put_string_slow(o, k, n);
     wr1(o, ':');

@@ -67,9 +67,35 @@ typedef struct dk_stub {
 } dk_stub;
 
 typedef int (*dk_stub_cb)(void *ctx, const dk_stub *stub);
-/** Every stub of every S_SYMBOL_STUBS section and __objc_stubs, in address order. */
+/** Every stub of every S_SYMBOL_STUBS section and __objc_stubs, in address order.
+ *  CB NULL: only check that they decode (the errors a full walk would give, cheaper). */
 dk_status dk_macho_foreach_stub(dk_macho *m, dk_stub_cb cb, void *ctx, dk_error *err);
 const char *dk_stub_kind_name(dk_stub_kind kind);
+
+/** A PC-relative reference from arm64 code: what an instruction (pair) addresses. */
+typedef enum dk_code_ref_kind {
+    DK_CODE_ADRP_LDR,   /* ADRP + LDR Xt (a pointer load: GOT), or ADRP + ADD + LDR [x, #0] */
+    DK_CODE_ADRP_ADD,   /* ADRP + ADD: an address */
+    DK_CODE_ADRP,       /* an ADRP whose user is not adjacent: TARGET is the 4 KiB page */
+    DK_CODE_ADR,        /* ADR */
+    DK_CODE_LDR_LITERAL /* LDR (literal): a load from TARGET */
+} dk_code_ref_kind;
+
+typedef struct dk_code_ref {
+    uint64_t address;  /* of the (first) instruction */
+    uint64_t target;
+    dk_code_ref_kind kind;
+    int section;       /* the code section */
+} dk_code_ref;
+
+typedef int (*dk_code_ref_cb)(void *ctx, const dk_code_ref *ref);
+/**
+ * Every PC-relative data reference of the arm64/arm64_32 code sections
+ * (S_ATTR_PURE_INSTRUCTIONS, data-in-code ranges skipped), in address order;
+ * nothing for other CPUs.  What a standalone image's code may address is its
+ * own segments: anything else is left over from a cache (verify checks it).
+ */
+dk_status dk_macho_foreach_code_ref(dk_macho *m, dk_code_ref_cb cb, void *ctx, dk_error *err);
 
 /** The stub (if any) whose indirect symbol is SYMBOL; DK_E_NOTFOUND otherwise. */
 dk_status dk_macho_find_stub(dk_macho *m, const char *symbol, dk_stub *out, dk_error *err);
