@@ -11,6 +11,7 @@
  * the strings is cleared (coalesced away).  Protocols are uniqued: every
  * protocol list and reference points at one definition per name.
  */
+#include "arm64.h"
 #include "builder_internal.h"
 #include "strpool.h"
 
@@ -295,6 +296,70 @@ static dk_status unique_protocols(builder *b)
     return st;
 }
 
+/*
+ * The old builder's selector-load optimisation (what the corpus's old-format
+ * caches show): `adrp xP, selref@PAGE; ldr xD, [xP, selref@PAGEOFF]` becomes
+ * `adrp xP, sel@PAGE; add xD, xP, sel@PAGEOFF`, the uniqued selector string
+ * addressed directly.  Only adjacent pairs (see a64_got_load) and only
+ * selector references that hold a coalesced string.  The linker's literal
+ * form (LOH: `nop; ldr xD, selref`) becomes `adr xD, sel; nop` in range, or
+ * `adrp xD, sel@PAGE; add xD, xD, sel@PAGEOFF` in the NOP's place.
+ */
+static void direct_selector_loads(builder *b, bimage *im)
+{
+    const dk_section *sr = dk_macho_find_section(im->m, NULL, "__objc_selrefs");
+    uint64_t sr_lo, sr_hi;
+    if (!sr || !bld_xlate(b, im, sr->addr, &sr_lo)) return;
+    sr_hi = sr_lo + sr->size;
+    size_t nsect;
+    const dk_section *secs = dk_macho_sections(im->m, &nsect);
+    for (size_t s = 0; s < nsect; s++) {
+        const dk_section *sec = &secs[s];
+        if (!(sec->flags & 0x80000000u) || (sec->flags & SECTION_TYPE) == S_SYMBOL_STUBS || !sec->size) continue;
+        const bseg *ts = &im->segs[sec->segment];
+        if (ts->region != R_TEXT) continue;
+        uint8_t *out = ts->out + (sec->addr - ts->old_addr);
+        uint64_t base = ts->new_addr + (sec->addr - ts->old_addr);
+        for (uint64_t off = 0; off + 4 <= sec->size; off += 4) {
+            uint64_t pc = base + off, slot, page;
+            unsigned rp = 0, rd = 0, rn, size;
+            uint32_t lo;
+            bool gpr;
+            uint32_t insn = dk_le32(out + off);
+            if (a64_literal(insn, pc, &rd, &slot, &size, &gpr) && gpr && size == 8 && (insn >> 30) == 1 && slot >= sr_lo &&
+                slot < sr_hi) {
+                const uint8_t *lv = bld_at(b, slot, 8);
+                uint64_t s2 = lv ? dk_le64(lv) & 0x00FFFFFFFFFFFFFFull : 0;
+                if (s2 < b->selstr_addr || s2 >= b->selstr_addr + b->selstr_size) continue;
+                if (a64_adr_in_range(pc, s2)) {
+                    dk_wr32le(out + off, a64_enc_adr(rd, pc, s2));
+                } else if (off >= 4 && dk_le32(out + off - 4) == A64_NOP) {
+                    dk_wr32le(out + off - 4, a64_enc_adrp(rd, pc - 4, s2));
+                    dk_wr32le(out + off, a64_enc_add_imm(rd, rd, (uint32_t)(s2 & 0xFFF)));
+                } else {
+                    continue;
+                }
+                b->stats->selector_loads_direct++;
+                continue;
+            }
+            if (off + 8 > sec->size) break;
+            uint32_t ldr = dk_le32(out + off + 4);
+            if ((ldr & 0xFFC00000u) != 0xF9400000u || !a64_got_load(out + off, (size_t)((sec->size - off) / 4), pc, &slot) ||
+                slot < sr_lo || slot >= sr_hi)
+                continue;
+            const uint8_t *v = bld_at(b, slot, 8);
+            uint64_t str = v ? dk_le64(v) & 0x00FFFFFFFFFFFFFFull : 0;
+            if (str < b->selstr_addr || str >= b->selstr_addr + b->selstr_size) continue;
+            a64_adrp(dk_le32(out + off), pc, &rp, &page);
+            a64_ldr_uimm(ldr, &rd, &rn, &lo, &size);
+            dk_wr32le(out + off, a64_enc_adrp(rp, pc, str));
+            dk_wr32le(out + off + 4, a64_enc_add_imm(rd, rp, (uint32_t)(str & 0xFFF)));
+            b->stats->selector_loads_direct++;
+            off += 4;
+        }
+    }
+}
+
 dk_status bld_objc_apply(builder *b)
 {
     objc_state *o = b->objc;
@@ -305,6 +370,9 @@ dk_status bld_objc_apply(builder *b)
         memcpy(dst, o->pool.buf.data, o->pool.buf.len);
         b->selstr_out = dst;
         for (size_t i = 0; i < b->nimgs && !st; i++) st = rewrite_methlists(b, &b->imgs[i], i);
+        /* the old builder's direct selector loads (832; arm64) */
+        if (b->arm64 && b->is64 && b->o->format == 832)
+            for (size_t i = 0; i < b->nimgs; i++) direct_selector_loads(b, &b->imgs[i]);
         /* the images' own copies are coalesced away */
         for (size_t i = 0; i < o->nsecs && !st; i++) {
             bimage *im = &b->imgs[o->secs[i].image];

@@ -8,6 +8,7 @@
  * again -- existing ones, or new ones added in __OBJC_EXTRA,__objc_selrefs --
  * with the flag cleared; __objc_imageinfo loses the optimized-by-dyld bit.
  */
+#include "arm64.h"
 #include "extract_internal.h"
 
 #define RELATIVE_LIST 0x80000000u
@@ -49,14 +50,94 @@ static int selmap_cmp(const void *a, const void *b)
     return x->string < y->string ? -1 : x->string > y->string;
 }
 
-/* A relative method list entry whose direct selector needs a selector reference. */
+/* A relative method list entry whose direct selector needs a selector reference,
+ * or (CODE) an arm64 ADRP+ADD the builder made of an ADRP+LDR of a selector reference. */
 typedef struct pending {
-    uint64_t field;     /* address of the name field */
+    uint64_t field;     /* address of the name field; CODE: of the ADRP */
     int64_t selref;     /* existing selref address, or -(1 + index into new_selrefs) */
     const char *text;   /* the selector (cache memory) */
     size_t len;
     uint32_t key;       /* its offset in the selector-text pool */
+    bool code;          /* ADRP+ADD at FIELD */
+    bool code_adr;      /* ADR at FIELD */
+    uint8_t page_reg, dest_reg; /* CODE: ADRP's register, the ADD's destination */
 } pending;
+
+/* T (outside the image) holds a selector string the cache coalesced: in another
+ * image's __objc_methname, libobjc's __OBJC_RO, or the shared selector strings. */
+static const char *coalesced_selector(xstate *s, uint64_t t, size_t *len)
+{
+    dk_cache_location loc;
+    bool known = s->x->selbuf_hi && t >= s->x->selbuf_lo && t < s->x->selbuf_hi;
+    if (!known && dk_cache_lookup(s->c, t, &loc, NULL) == DK_OK) {
+        if (loc.image >= 0) known = strcmp(loc.section, "__objc_methname") == 0 || strcmp(loc.segment, "__OBJC_RO") == 0;
+        else known = !(dk_cache_mappings(s->c, NULL)[loc.mapping].initProt & 2); /* read-only, outside every image */
+    }
+    if (!known) return NULL;
+    uint64_t avail;
+    const uint8_t *p = dk_cache_read(s->c, t, 1, &avail);
+    const uint8_t *z = p ? memchr(p, 0, avail > 4096 ? 4096 : avail) : NULL;
+    if (!z || z == p) return NULL;
+    for (const uint8_t *q = p; q < z; q++)
+        if (*q < 0x21 || *q > 0x7e) return NULL;
+    *len = (size_t)(z - p);
+    return (const char *)p;
+}
+
+/*
+ * Apple's builder turned `adrp xP, selref@PAGE; ldr xD, [xP, selref@PAGEOFF]`
+ * into `adrp xP, sel@PAGE; add xD, xP, sel@PAGEOFF`, addressing the uniqued
+ * selector string (outside the image) directly.  Each such adjacent pair is
+ * queued to load from the image's reference for that selector again; so is
+ * an ADR of one (the linker's literal form `ldr xD, selref`, made `adr xD, sel`).
+ */
+static dk_status code_selector_loads(xstate *s, dk_vec *pend, dk_strpool *keys, const dk_vec *map)
+{
+    if (!s->arm64) return DK_OK;
+    size_t nsect;
+    const dk_section *sects = dk_macho_sections(s->m, &nsect);
+    for (size_t si = 0; si < nsect; si++) {
+        const dk_section *sec = &sects[si];
+        if (!(sec->flags & 0x80000000u) || (sec->flags & SECTION_TYPE) == S_SYMBOL_STUBS) continue;
+        const uint8_t *p = x_at(s, sec->addr, sec->size);
+        if (!p) continue;
+        for (uint64_t off = 0; off + 4 <= sec->size; off += 4) {
+            uint64_t pc = sec->addr + off, page;
+            unsigned rp, rd, rn;
+            uint32_t imm;
+            bool adr = a64_adr(dk_le32(p + off), pc, &rd, &page);
+            if (adr) {
+                rp = rd;
+                imm = 0;
+                if (x_in_image(s, page)) continue;
+            } else {
+                uint32_t add = off + 8 <= sec->size ? dk_le32(p + off + 4) : 0;
+                if (!a64_adrp(dk_le32(p + off), pc, &rp, &page) || !a64_add_imm(add, &rd, &rn, &imm) || rn != rp ||
+                    (add & (1u << 22)) || x_in_image(s, page + imm))
+                    continue;
+            }
+            size_t len;
+            const char *text = coalesced_selector(s, page + imm, &len);
+            if (!text) continue;
+            pending *pd = dk_vec_push(pend, sizeof *pd);
+            if (!pd) return dk_fail(s->err, DK_E_NOMEM, "out of memory");
+            memset(pd, 0, sizeof *pd);
+            pd->field = pc;
+            pd->text = text;
+            pd->len = len;
+            pd->key = dk_strpool_add(keys, text, len);
+            pd->code = !adr;
+            pd->code_adr = adr;
+            pd->page_reg = (uint8_t)rp;
+            pd->dest_reg = (uint8_t)rd;
+            selref_map key = {pd->key, 0};
+            selref_map *hit = map->len ? bsearch(&key, map->data, map->len, sizeof key, selmap_cmp) : NULL;
+            pd->selref = hit ? (int64_t)hit->selref : INT64_MIN;
+            if (!adr) off += 4;
+        }
+    }
+    return DK_OK;
+}
 
 typedef struct key_index {
     uint32_t key;
@@ -148,6 +229,7 @@ dk_status x_objc_finish(xstate *s)
                         st = dk_fail(s->err, DK_E_NOMEM, "out of memory");
                         break;
                     }
+                    memset(pd, 0, sizeof *pd);
                     pd->field = field;
                     pd->text = (const char *)str;
                     pd->len = (size_t)(z - str);
@@ -182,6 +264,7 @@ dk_status x_objc_finish(xstate *s)
             off += 8 + 12ull * count;
         }
     }
+    if (!st) st = code_selector_loads(s, &pend, &keys, &map);
     dk_vec_free(&map);
     if (!st && keys.buf.oom) st = dk_fail(s->err, DK_E_NOMEM, "out of memory");
     /* one new selector reference per distinct selector no existing reference names */
@@ -267,6 +350,38 @@ dk_status x_objc_finish(xstate *s)
     pending *pd = pend.data;
     for (size_t k = 0; k < pend.len && !st; k++) {
         uint64_t selref = pd[k].selref >= 0 ? (uint64_t)pd[k].selref : sel_base + (uint64_t)(-pd[k].selref - 1) * s->ptr;
+        if (pd[k].code_adr) {
+            /* ldr xD, selref (literal) in range; else adrp+ldr in a NOP beside it */
+            uint8_t *ip = x_at(s, pd[k].field, 4);
+            uint64_t pc = pd[k].field;
+            uint32_t lit = (s->ptr == 8 ? 0x58000000u : 0x18000000u) | pd[k].dest_reg; /* LDR Xt|Wt, literal */
+            uint8_t *prev = pc >= 4 ? x_at(s, pc - 4, 4) : NULL, *next = x_at(s, pc + 4, 4);
+            if (!ip) continue;
+            if (a64_literal_in_range(pc, selref)) {
+                dk_wr32le(ip, a64_enc_literal(lit, pc, selref));
+            } else if (prev && dk_le32(prev) == A64_NOP) {
+                dk_wr32le(prev, a64_enc_adrp(pd[k].dest_reg, pc - 4, selref));
+                dk_wr32le(ip, a64_enc_load_uimm_of_literal(lit, pd[k].dest_reg, (uint32_t)(selref & 0xFFF)));
+            } else if (next && dk_le32(next) == A64_NOP) {
+                dk_wr32le(ip, a64_enc_adrp(pd[k].dest_reg, pc, selref));
+                dk_wr32le(next, a64_enc_load_uimm_of_literal(lit, pd[k].dest_reg, (uint32_t)(selref & 0xFFF)));
+            } else {
+                continue; /* no room: left addressing the string */
+            }
+            s->st->selector_loads_restored++;
+            continue;
+        }
+        if (pd[k].code) {
+            /* adrp xP, selref@PAGE; ldr xD, [xP, selref@PAGEOFF] (ldr wD for 4-byte pointers) */
+            uint8_t *ip = x_at(s, pd[k].field, 8);
+            if (!ip) continue;
+            uint32_t lo = (uint32_t)(selref & 0xFFF);
+            dk_wr32le(ip, a64_enc_adrp(pd[k].page_reg, pd[k].field, selref));
+            dk_wr32le(ip + 4, s->ptr == 8 ? a64_enc_ldr_x(pd[k].dest_reg, pd[k].page_reg, lo)
+                                         : 0xB9400000u | ((lo / 4) << 10) | ((uint32_t)pd[k].page_reg << 5) | pd[k].dest_reg);
+            s->st->selector_loads_restored++;
+            continue;
+        }
         uint8_t *fp = x_at(s, pd[k].field, 4);
         if (fp) dk_wr32le(fp, (uint32_t)(int32_t)(int64_t)(selref - pd[k].field));
     }

@@ -119,6 +119,29 @@ def code_stays_inside(rep, path, label):
     return rep.ok(rc == 0 and not bad, "%s: code addressing outside the image: %s" % (label, bad[:4]))
 
 
+LITERAL_OR_PAIR = re.compile(r"^\s*[0-9a-f]+:\s+(?:ldr\s+x\d+, 0x([0-9a-f]+)|adrp\s+x(\d+), 0x([0-9a-f]+)\n\s*[0-9a-f]+:\s+ldr\s+x\d+, \[x(\d+), #0x([0-9a-f]+)\])", re.M)
+
+
+def code_selectors(path):
+    """The selectors arm64 code loads, in code order: every LDR literal and adjacent
+    ADRP+LDR (llvm-objdump-22's decoding) of a selector reference, by selector name."""
+    refs = {r["address"]: r.get("selector") for r in j("objc", "--json", "--selectors", path).get("selrefs", [])}
+    if not refs:
+        return []
+    rc, out, _ = dktest.run([dktest.OBJDUMP, "-d", "--no-show-raw-insn", path], timeout=120)
+    names = []
+    for m in LITERAL_OR_PAIR.finditer(out.decode(errors="replace")):
+        if m.group(1):
+            a = int(m.group(1), 16)
+        elif m.group(2) == m.group(4):
+            a = int(m.group(3), 16) + int(m.group(5), 16)
+        else:
+            continue
+        if a in refs:
+            names.append(refs[a])
+    return names
+
+
 def sectionless_segments(path):
     return any(not s["sections"] and s["name"] != "__LINKEDIT" for s in j("segments", "--json", path)["segments"])
 
@@ -241,6 +264,9 @@ def check_set(rep, tmp, s, fmt_opts, label, inputs, rpath_dir=True, *extract_opt
         verify_ok(rep, ext, what)
         if s.startswith("arm64"):
             code_stays_inside(rep, ext, what)
+            # the builder makes selector loads direct (832) and extraction makes them loads again
+            want, got = code_selectors(path), code_selectors(ext)
+            rep.ok(want == got, "%s: code loads selectors %s, expected %s" % (what, got[:6], want[:6]))
         e = Image(ext)
         kept = {e.seg_off(f["address"]) for f in j("fixups", "--json", "%s:%s" % (cache, install))["fixups"] if f["kind"] != "rebase"}
         n += compare(rep, path, ext, what, kept=kept, ext=e)

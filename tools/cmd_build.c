@@ -63,6 +63,7 @@ static int cmd_cache_build(cli *c)
         o_u64(p, "gots_uniqued", st.gots_uniqued);
         o_u64(p, "got_slots", st.got_slots);
         o_u64(p, "got_loads_redirected", st.got_loads_redirected);
+        o_u64(p, "selector_loads_direct", st.selector_loads_direct);
         o_obj_end(p);
     } else {
         o_printf(p, "%s: %zu images, %zu mappings in %zu file%s, %llu bytes; %zu pointers slid, %zu binds resolved",
@@ -72,6 +73,7 @@ static int cmd_cache_build(cli *c)
         if (st.selectors) o_printf(p, ", %zu selectors uniqued", st.selectors);
         if (st.protocols_uniqued) o_printf(p, ", %zu protocol references uniqued", st.protocols_uniqued);
         if (st.calls_bypassed) o_printf(p, ", %zu calls bypass their stubs", st.calls_bypassed);
+        if (st.selector_loads_direct) o_printf(p, ", %zu selector loads made direct", st.selector_loads_direct);
         if (st.gots_uniqued)
             o_printf(p, ", %zu GOT entries share %zu cache-wide slots (%zu loads re-aimed)", st.gots_uniqued, st.got_slots,
                      st.got_loads_redirected);

@@ -64,6 +64,7 @@ static void *worker(void *arg)
             j->total.calls_restored += st.calls_restored;
             j->total.got_loads_restored += st.got_loads_restored;
             j->total.got_loads_lost += st.got_loads_lost;
+            j->total.selector_loads_restored += st.selector_loads_restored;
             j->total.size += st.size;
             if (j->verbose && !j->o->json)
             {
@@ -237,6 +238,7 @@ static int cmd_cache_extract(cli *c)
         o_u64(o, "calls_restored", j.total.calls_restored);
         o_u64(o, "got_loads_restored", j.total.got_loads_restored);
         o_u64(o, "got_loads_lost", j.total.got_loads_lost);
+        o_u64(o, "selector_loads_restored", j.total.selector_loads_restored);
         o_arr(o, "files");
         for (size_t k = 0; k < count; k++) {
             o_obj(o, NULL);
@@ -261,6 +263,7 @@ static int cmd_cache_extract(cli *c)
                 o_u64(o, "calls_restored", st->calls_restored);
                 o_u64(o, "got_loads_restored", st->got_loads_restored);
                 o_u64(o, "got_loads_lost", st->got_loads_lost);
+                o_u64(o, "selector_loads_restored", st->selector_loads_restored);
             } else {
                 o_str(o, "error", j.errors && j.errors[k] ? j.errors[k] : "extraction failed");
             }
@@ -276,6 +279,7 @@ static int cmd_cache_extract(cli *c)
         if (j.total.stubs_restored || j.total.calls_restored)
             o_printf(o, ", %zu stubs and %zu call sites restored", j.total.stubs_restored, j.total.calls_restored);
         if (j.total.got_loads_restored) o_printf(o, ", %zu GOT loads restored", j.total.got_loads_restored);
+        if (j.total.selector_loads_restored) o_printf(o, ", %zu selector loads in code restored", j.total.selector_loads_restored);
         if (j.total.got_loads_lost)
             o_printf(o, ", %zu GOT load%s still aimed outside the image", j.total.got_loads_lost, j.total.got_loads_lost == 1 ? "" : "s");
         if (j.total.unresolved)

@@ -42,6 +42,7 @@ typedef struct dk_build_stats {
     size_t gots_uniqued;           /* images' GOT entries that share a cache-wide slot */
     size_t got_slots;              /* the cache-wide slots */
     size_t got_loads_redirected;   /* arm64 ADRP/LDR pairs aimed at a cache-wide slot */
+    size_t selector_loads_direct;  /* arm64 selector-reference loads made ADRP+ADD of the uniqued string (832) */
 } dk_build_stats;
 
 /**

@@ -39,6 +39,7 @@ typedef struct dk_extract_stats {
     size_t stubs_restored, calls_restored;
     size_t got_loads_restored; /* arm64 ADRP/LDR pairs the builder aimed at cache-wide uniqued GOT slots, aimed at the image's own slot again */
     size_t got_loads_lost;     /* such loads with no own slot for the target (left aimed outside the image) */
+    size_t selector_loads_restored; /* arm64 ADRP+ADD of a uniqued selector string made ADRP+LDR of a selector reference again */
     uint64_t size;             /* bytes of the output file */
 } dk_extract_stats;
 
