@@ -129,6 +129,7 @@ def main():
             theirs = [OBJDUMP, "--macho", "--rebase", "--bind", "--lazy-bind", "--weak-bind", f] \
                 if kind == "classic" else [OBJDUMP, "--macho", "--dyld-info", f]
             compare("fixups --json %s" % kind, [dk, "fixups", "--json", f], theirs, size)
+            compare("fixups (text) %s" % kind, [dk, "fixups", f], theirs, size)
         for kind in ("classic", "chained"):
             f = I("libexp_%s.dylib" % kind)
             compare("exports %s (100k)" % kind, [dk, "exports", f],

@@ -615,7 +615,83 @@ typedef struct fix_ctx {
     const dk_macho *m;
     bool is64;
     fixup_json_memo memo;
+    /* human lines: the padded "segment,section  " column of the last fixup */
+    int loc_seg, loc_sect;
+    size_t loc_len;
+    char loc[64];
 } fix_ctx;
+
+/* V in hex, lower case, at P: at least WIDTH digits, zero-padded (printf's %0*llx). */
+static char *hex_at(char *p, uint64_t v, int width)
+{
+    static const char digits[] = "0123456789abcdef";
+    int n = v ? (67 - __builtin_clzll(v)) / 4 : 1;
+    if (n < width) n = width;
+    for (int i = n - 1; i >= 0; i--, v >>= 4) p[i] = digits[v & 15];
+    return p + n;
+}
+
+/* The plain rebase or bind line (no colour, no auth, no text relocation),
+ * byte for byte what human_fixup prints; false for anything else. */
+static bool human_fixup_fast(fix_ctx *x, const dk_fixup *f)
+{
+    out *o = x->o;
+    if (o->color || f->strong || f->auth || f->type > 1) return false;
+    if (!x->loc_len || x->loc_seg != f->segment || x->loc_sect != f->section) {
+        char loc[40];
+        fixup_location(x->m, f, loc, sizeof loc);
+        int n = snprintf(x->loc, sizeof x->loc, "%-28s ", loc);
+        if (n < 0 || (size_t)n >= sizeof x->loc) return false;
+        x->loc_len = (size_t)n;
+        x->loc_seg = f->segment;
+        x->loc_sect = f->section;
+    }
+    const char *kind = dk_fixup_kind_name(f->kind);
+    size_t kl = strlen(kind);
+    const char *d = NULL, *sym = NULL;
+    size_t dl = 0, sl = 0;
+    if (f->kind != DK_FIXUP_REBASE) {
+        d = dk_macho_ordinal_name(x->m, f->ordinal);
+        d = d ? short_name(d) : "?";
+        sym = f->symbol ? f->symbol : "(null)";
+        dl = strlen(d);
+        sl = strlen(sym);
+    }
+    if (kl > 64 || dl + sl > 1024) return false;
+    char line[1280], *p = line;
+    memcpy(p, x->loc, x->loc_len);
+    p += x->loc_len;
+    memcpy(p, "0x", 2);
+    p = hex_at(p + 2, f->address, x->is64 ? 16 : 8);
+    memcpy(p, "  ", 2);
+    p += 2;
+    memcpy(p, kind, kl);
+    p += kl;
+    while (kl++ < 10) *p++ = ' ';
+    *p++ = ' ';
+    if (f->kind == DK_FIXUP_REBASE) {
+        memcpy(p, "0x", 2);
+        p = hex_at(p + 2, f->target, 0);
+        if (f->high8) {
+            memcpy(p, " high8 0x", 9);
+            p = hex_at(p + 9, f->high8, 2);
+        }
+    } else {
+        memcpy(p, d, dl);
+        p += dl;
+        *p++ = '/';
+        memcpy(p, sym, sl);
+        p += sl;
+        if (f->addend) p += sprintf(p, " + %" PRId64, f->addend);
+        if (f->weak_import) {
+            memcpy(p, " [weak-import]", 14);
+            p += 14;
+        }
+    }
+    *p++ = '\n';
+    o_write(o, line, (size_t)(p - line));
+    return true;
+}
 
 static void human_fixup(out *o, const dk_macho *m, const dk_fixup *f, bool is64)
 {
@@ -647,7 +723,7 @@ static int fixup_cb(void *ctx, const dk_fixup *f)
     fix_ctx *x = ctx;
     if (x->o->null) return 0;
     if (x->o->json) emit_fixup_json(x->o, x->m, f, false, 0, &x->memo);
-    else human_fixup(x->o, x->m, f, x->is64);
+    else if (!human_fixup_fast(x, f)) human_fixup(x->o, x->m, f, x->is64);
     return 0;
 }
 
