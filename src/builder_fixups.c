@@ -344,7 +344,17 @@ static dk_status fix_x86_section(builder *b, bimage *im, const dk_section *sec, 
             if (x->operands[k].type == X86_OP_MEM && x->operands[k].mem.base == X86_REG_RIP) riprel = true;
         if (!riprel) continue;
         int32_t disp = (int32_t)dk_le32(before + x->encoding.disp_offset);
-        uint64_t target = at + insn->size + (uint64_t)(int64_t)disp;
+        uint64_t target = at + insn->size + (uint64_t)(int64_t)disp, shared;
+        if (bld_got_slot(b, im, target, &shared)) {
+            /* a load through the image's GOT: to the cache-wide slot (movq sym@GOTPCREL(%rip), callq *...) */
+            uint64_t next = (uint64_t)((int64_t)(at + insn->size) + d_text);
+            int64_t nd = (int64_t)(shared - next);
+            if (nd >= INT32_MIN && nd <= INT32_MAX) {
+                dk_wr32le((uint8_t *)before + x->encoding.disp_offset, (uint32_t)(int32_t)nd);
+                b->stats->got_loads_redirected++;
+                continue;
+            }
+        }
         int ts2 = seg_of(im, target);
         if (ts2 < 0) {
             /* one past the end of a segment is still that segment */

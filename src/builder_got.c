@@ -2,13 +2,15 @@
  * Cache builder: GOT uniquing, as Apple's new builder does it
  * (../shared/docs/dsc-format.md 5.2; dyld cache_builder/SectionCoalescer.cpp).
  *
- * Every bind in an image's __DATA_CONST,__got, __AUTH_CONST,__auth_got or
- * __AUTH_CONST,__auth_ptr that resolves to an export in the cache gets one
- * cache-wide slot per (exporting image, symbol, addend, pointer-auth data):
- * a chunk at the end of the DATA_CONST region (AUTH_CONST for authenticated
- * slots on arm64e), sorted by exporting image install name then symbol as
- * Apple's builder sorts it.  arm64 code that loaded the image's own slot
- * (ADRP + LDR, or ADRP + ADD + LDR in arm64e stubs) is re-aimed at the shared
+ * As Apple's builder chooses them (parseGOTs): in images with chained
+ * fixups, every bind in __DATA_CONST,__got, __AUTH_CONST,__auth_got or
+ * __AUTH_CONST,__auth_ptr to a dependent library (ordinal > 0) with no addend
+ * that resolves to an export in the cache gets one cache-wide slot per
+ * (dependency install name, symbol, pointer-auth data): a chunk at the end
+ * of the DATA_CONST region (AUTH_CONST for authenticated slots on arm64e),
+ * sorted by that install name, then symbol.  arm64 code that loaded the image's own slot
+ * (ADRP + LDR, or ADRP + ADD + LDR in arm64e stubs; on x86_64 any RIP-relative
+ * operand, decoded with capstone in builder_fixups.c) is re-aimed at the shared
  * slot; the image's own slots stay bound ("optimized but not removed"), so a
  * load the builder cannot pair still works.  The patch table (v3) lists each
  * shared slot as a GOT use of its export.
@@ -27,7 +29,9 @@ typedef struct got_entry {
     uint32_t target_image; /* exporting image index */
     uint64_t old_slot;     /* the client's own slot (input address) */
     uint64_t old_impl;     /* the export (input address in the target image) */
-    const char *symbol;    /* resolved name */
+    const char *symbol;    /* resolved name (the export: patch table) */
+    const char *dep;       /* key: the dependency's install name and the imported name */
+    const char *import;
     int64_t addend;
     bool weak_import, auth, addr_div;
     uint8_t key;
@@ -53,20 +57,15 @@ static bool in_got_section(const dk_macho *m, uint64_t addr)
     return false;
 }
 
-/* Apple's order: plain before auth chunk; by exporting image install name, then symbol. */
-static const builder *sort_builder;
+/* Apple's key and order: plain before auth chunk; dependency install name, then symbol, then auth data. */
 static int key_cmp(const void *a, const void *b)
 {
     const got_entry *x = *(const got_entry *const *)a, *y = *(const got_entry *const *)b;
     if (x->chunk != y->chunk) return x->chunk < y->chunk ? -1 : 1;
-    if (x->target_image != y->target_image) {
-        int c = strcmp(sort_builder->imgs[x->target_image].install_name, sort_builder->imgs[y->target_image].install_name);
-        if (c) return c;
-        return x->target_image < y->target_image ? -1 : 1;
-    }
-    int c = strcmp(x->symbol, y->symbol);
+    int c = strcmp(x->dep, y->dep);
     if (c) return c;
-    if (x->addend != y->addend) return x->addend < y->addend ? -1 : 1;
+    c = strcmp(x->import, y->import);
+    if (c) return c;
     if (x->key != y->key) return x->key < y->key ? -1 : 1;
     if (x->diversity != y->diversity) return x->diversity < y->diversity ? -1 : 1;
     if (x->addr_div != y->addr_div) return x->addr_div < y->addr_div ? -1 : 1;
@@ -82,7 +81,7 @@ static int slot_cmp(const void *a, const void *b)
 
 dk_status bld_got_plan(builder *b)
 {
-    b->unique_gots = b->arm64 && b->is64 && b->o->format == 1042 && b->o->unique_gots >= 0;
+    b->unique_gots = (b->arm64 || b->x86_64) && b->is64 && b->o->format == 1042 && b->o->unique_gots >= 0;
     if (!b->unique_gots) return DK_OK;
     struct got_state *g = calloc(1, sizeof *g);
     if (!g) return dk_fail(b->err, DK_E_NOMEM, "out of memory");
@@ -90,6 +89,7 @@ dk_status bld_got_plan(builder *b)
     dk_vec v = {0};
     for (size_t i = 0; i < b->nimgs; i++) {
         bimage *im = &b->imgs[i];
+        if (dk_macho_fixup_encoding(im->m) != DK_ENCODING_CHAINED) continue;
         size_t nf;
         dk_status st;
         const dk_fixup *fx = bld_fixup_index(im->m, &nf, b->err, &st);
@@ -101,8 +101,9 @@ dk_status bld_got_plan(builder *b)
         for (size_t k = 0; k < nf; k++) {
             if (k + 1 < nf && fx[k + 1].address == fx[k].address) continue; /* the last record at an address wins */
             const dk_fixup *f = &fx[k];
-            if (f->kind != DK_FIXUP_BIND || f->width != 8 || !in_got_section(im->m, f->address)) continue;
-            if (f->ordinal == -2 && b->o->allow_unresolved) continue; /* flat lookups stay binds (bld_apply_fixups) */
+            if (f->kind != DK_FIXUP_BIND || f->width != 8 || f->ordinal <= 0 || f->addend || !in_got_section(im->m, f->address)) continue;
+            const char *dep = dk_macho_ordinal_name(im->m, f->ordinal);
+            if (!dep || !f->symbol) continue;
             dk_resolved r;
             dk_error e;
             if (dk_imageset_resolve(b->set, im->set_index, f->ordinal, f->symbol, NULL, NULL, &r, &e) != DK_OK) continue;
@@ -119,6 +120,8 @@ dk_status bld_got_plan(builder *b)
             ge->old_slot = f->address;
             ge->old_impl = r.address;
             ge->symbol = r.symbol;
+            ge->dep = dep;
+            ge->import = f->symbol;
             ge->addend = f->addend;
             ge->weak_import = f->weak_import;
             ge->auth = f->auth;
@@ -139,7 +142,6 @@ dk_status bld_got_plan(builder *b)
         return dk_fail(b->err, DK_E_NOMEM, "out of memory");
     }
     for (size_t k = 0; k < g->n; k++) byk[k] = &g->v[k];
-    sort_builder = b;
     qsort(byk, g->n, sizeof *byk, key_cmp);
     uint32_t next[2] = {0, 0};
     for (size_t k = 0; k < g->n; k++) {

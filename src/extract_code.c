@@ -306,6 +306,53 @@ static uint64_t own_slot_for(stub_ctx *c, const dk_vec *held, uint64_t shared, d
 }
 
 /*
+ * x86_64: the RIP-relative forms that load a GOT slot, which the builder
+ * re-aims at shared slots: movq slot(%rip), %r64 (REX.W 8B, ModRM mod 00
+ * r/m 101) and callq/jmpq *slot(%rip) (FF 15 / FF 25; stubs and -fno-plt
+ * calls).  Without a disassembler every byte offset is tried, so a match
+ * also needs its target to be a slid pointer outside the image that one of
+ * the image's own slots stands for: an accidental byte pattern meeting all
+ * of that is not a concern in practice.
+ */
+static dk_status restore_x86_got_loads(stub_ctx *c, const dk_vec *held)
+{
+    xstate *s = c->s;
+    dk_status st = DK_OK;
+    size_t nsect;
+    const dk_section *secs = dk_macho_sections(s->m, &nsect);
+    for (size_t si = 0; si < nsect && !st; si++) {
+        const dk_section *sec = &secs[si];
+        if (!(sec->flags & 0x80000000u)) continue;
+        uint8_t *p = x_at(s, sec->addr, sec->size);
+        if (!p) continue;
+        for (uint64_t off = 0; off + 6 <= sec->size && !st; off++) {
+            uint64_t len, dpos;
+            if ((p[off] & 0xF8) == 0x48 && off + 7 <= sec->size && p[off + 1] == 0x8B && (p[off + 2] & 0xC7) == 0x05) {
+                len = 7, dpos = 3; /* movq disp(%rip), %r64 */
+            } else if (p[off] == 0xFF && (p[off + 1] == 0x15 || p[off + 1] == 0x25)) {
+                len = 6, dpos = 2; /* callq / jmpq *disp(%rip) */
+            } else {
+                continue;
+            }
+            uint64_t next = sec->addr + off + len;
+            uint64_t shared = next + (uint64_t)(int64_t)(int32_t)dk_le32(p + off + dpos);
+            if (x_in_image(s, shared)) continue;
+            uint64_t own = own_slot_for(c, held, shared, &st);
+            if (!own) continue;
+            int64_t nd = (int64_t)(own - next);
+            if (nd < INT32_MIN || nd > INT32_MAX) {
+                s->st->got_loads_restored--;
+                s->st->got_loads_lost++;
+                continue;
+            }
+            dk_wr32le(p + off + dpos, (uint32_t)(int32_t)nd);
+            off += len - 1;
+        }
+    }
+    return st;
+}
+
+/*
  * The builder coalesces GOT entries across images (dsc-format.md 5.2) and
  * re-aims each load of one (ADRP + LDR, ADRP + ADD + LDR, or the linker's
  * literal LDR) at the shared slot, outside the image: aim it at the image's
@@ -329,6 +376,11 @@ static dk_status restore_got_loads(stub_ctx *c)
     dk_status st = DK_OK;
     size_t nsect;
     const dk_section *secs = dk_macho_sections(s->m, &nsect);
+    if (s->x86_64) {
+        st = restore_x86_got_loads(c, &held);
+        dk_vec_free(&held);
+        return st;
+    }
     for (size_t si = 0; si < nsect && !st; si++) {
         const dk_section *sec = &secs[si];
         if (!(sec->flags & 0x80000000u)) continue;
@@ -535,7 +587,7 @@ dk_status x_restore_stubs(xstate *s)
     if (c.st) st = c.st;
     if (st == DK_E_STOPPED) st = DK_OK;
     if (!st && s->arm64) restore_calls(&c);
-    if (!st && s->arm64) st = restore_got_loads(&c);
+    if (!st && (s->arm64 || s->x86_64)) st = restore_got_loads(&c);
     if (!st) st = restore_lazy(&c);
     dk_vec_free(&c.slots);
     dk_vec_free(&c.by_name);

@@ -283,7 +283,7 @@ def check_set(rep, tmp, s, fmt_opts, label, inputs, rpath_dir=True, *extract_opt
 
 
 def check_got_uniquing(rep, tmp, s, inputs):
-    """1042 arm64 caches unique GOT entries cache-wide (dsc-format.md 5.2): the builder
+    """1042 arm64 and x86_64 caches unique GOT entries cache-wide (dsc-format.md 5.2): the builder
     re-aims code at shared slots and lists them in the patch table (v3 GOT uses); the
     extractor aims that code back at each image's own slots (check_set runs the result)."""
     label = "%s/got" % s
@@ -430,8 +430,11 @@ def main():
         a32 = [os.path.join(dktest.FIXTURES, "misc", "arm64_32", lib) for lib in ("libminidep.dylib", "libminic.dylib")]
         for fmt in formats:
             total += check_set(rep, tmp, "arm64_32", ["--allow-unresolved", "--format", fmt], "arm64_32/%s" % fmt, a32)
-        for s in ("arm64-chained", "arm64e-chained"):
-            check_got_uniquing(rep, tmp, s, [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS])
+        for s in ("arm64-chained", "arm64e-chained", "x86_64-chained"):
+            # with the libSystem-shaped umbrella, so that several images import one symbol
+            # from one dependency (GOT entries the builder coalesces into one slot)
+            check_got_uniquing(rep, tmp, s, [os.path.join(dktest.FIXTURES, s, lib) for lib in LIBS] +
+                               [os.path.join(dktest.FIXTURES, s, "umbrella", p) for p in UMBRELLA if p.startswith("root/")])
         check_sign_and_chained(rep, tmp)
         check_corpus_caches(rep, tmp)
         check_failures(rep, tmp, os.path.join(tmp, "arm64-chained-%s" % formats[0]))

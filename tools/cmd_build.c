@@ -94,7 +94,7 @@ const command cmds_build[] = {
      "arm64/x86_64, v3 arm64e, v4 arm64_32 by default), local symbols\n"
      "unmapped, a patch table (v1 for 832, v3 for 1042).\n"
      "--format 832 writes one file; 1042 writes CACHE, CACHE.01 (data),\n"
-     "CACHE.dyldlinkedit and CACHE.symbols, and (arm64, as Apple's new builder)\n"
+     "CACHE.dyldlinkedit and CACHE.symbols, and (as Apple's new builder)\n"
      "uniques GOT entries into cache-wide slots; --no-unique-gots keeps them\n"
      "per image.  Every dependency must be among the\n"
      "inputs unless --allow-unresolved keeps missing imports as binds.\n"},

@@ -20,7 +20,7 @@ typedef struct dk_build_opts {
     int slide_version;             /* 0: the architecture's default (v2 arm64/x86_64, v3 arm64e, v4 arm64_32) */
     bool symbols_file;             /* local symbols in OUTPUT.symbols (always for 1042) */
     bool allow_unresolved;         /* keep unresolvable imports as binds instead of failing */
-    int unique_gots;               /* GOT uniquing (arm64/arm64e, format 1042): 0 as Apple's builder of that
+    int unique_gots;               /* GOT uniquing (arm64/arm64e/x86_64, format 1042): 0 as Apple's builder of that
                                       format does (on for 1042), 1 on, -1 off */
     /* diagnostics that are not errors (one line each); may be NULL */
     void (*warn)(void *ctx, const char *message);
