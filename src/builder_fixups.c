@@ -209,8 +209,6 @@ dk_status bld_apply_fixups(builder *b)
 
 /* ------------------------------------------------------------------ code */
 
-static bool in_data_in_code(const bimage *im, uint64_t old_addr) { return dk__in_data_in_code(im->m, old_addr); }
-
 /* Segment of IM holding OLD, or -1. */
 static int seg_of(const bimage *im, uint64_t old)
 {
@@ -253,7 +251,7 @@ static dk_status fix_arm64_section(builder *b, bimage *im, const dk_section *sec
         int ts2;
         uint64_t own_slot, shared;
         if (a64_got_load(out + off, (size_t)((sec->size - off) / 4), pc, &own_slot) && bld_got_slot(b, im, own_slot, &shared) &&
-            !in_data_in_code(im, pc)) {
+            !dk__in_data_in_code(im->m, pc)) {
             /* a GOT load: to the cache-wide slot (the pair is adjacent, see a64_got_load) */
             a64_adrp(insn, pc, &rd, &target);
             int64_t pages = ((int64_t)(shared & ~0xFFFull) - (int64_t)(npc & ~0xFFFull)) >> 12;
@@ -267,7 +265,7 @@ static dk_status fix_arm64_section(builder *b, bimage *im, const dk_section *sec
         }
         if (a64_adrp(insn, pc, &rd, &target)) {
             if (!moved(im, target, &ts2, &ntarget) || ts2 == si || seg_delta(&im->segs[ts2]) == d_text) continue;
-            if (in_data_in_code(im, pc)) continue;
+            if (dk__in_data_in_code(im->m, pc)) continue;
             int64_t pages = ((int64_t)(ntarget & ~0xFFFull) - (int64_t)(npc & ~0xFFFull)) >> 12;
             if (pages < -(1ll << 20) || pages >= (1ll << 20))
                 return dk_fail(b->err, DK_E_UNSUPPORTED, "%s: ADRP at 0x%llx cannot reach its segment after layout", im->install_name,
@@ -281,7 +279,7 @@ static dk_status fix_arm64_section(builder *b, bimage *im, const dk_section *sec
         /* a GOT load the linker turned into a literal load (LOH: adrp+ldr -> nop+ldr) */
         bool to_shared = lit && gpr && size == 8 && bld_got_slot(b, im, target, &ntarget);
         if (!to_shared && (!moved(im, target, &ts2, &ntarget) || ts2 == si || seg_delta(&im->segs[ts2]) == d_text)) continue;
-        if (in_data_in_code(im, pc)) continue;
+        if (dk__in_data_in_code(im->m, pc)) continue;
         if (to_shared) b->stats->got_loads_redirected++;
         if (adr && a64_adr_in_range(npc, ntarget)) {
             dk_wr32le(out + off, a64_enc_adr(rd, npc, ntarget));

@@ -47,13 +47,23 @@ struct got_state {
     size_t nreps;
 };
 
-static bool in_got_section(const dk_macho *m, uint64_t addr)
+/* The image's GOT sections Apple's builder uniques, looked up once per image. */
+typedef struct got_sections {
+    const dk_section *s[3];
+} got_sections;
+
+static got_sections find_got_sections(const dk_macho *m)
 {
     static const char *const names[][2] = {{"__DATA_CONST", "__got"}, {"__AUTH_CONST", "__auth_got"}, {"__AUTH_CONST", "__auth_ptr"}};
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const dk_section *s = dk_macho_find_section((dk_macho *)m, names[k][0], names[k][1]);
-        if (s && addr >= s->addr && addr - s->addr < s->size) return true;
-    }
+    got_sections g;
+    for (size_t k = 0; k < 3; k++) g.s[k] = dk_macho_find_section((dk_macho *)m, names[k][0], names[k][1]);
+    return g;
+}
+
+static bool in_got_section(const got_sections *g, uint64_t addr)
+{
+    for (size_t k = 0; k < 3; k++)
+        if (g->s[k] && addr >= g->s[k]->addr && addr - g->s[k]->addr < g->s[k]->size) return true;
     return false;
 }
 
@@ -90,6 +100,7 @@ dk_status bld_got_plan(builder *b)
     for (size_t i = 0; i < b->nimgs; i++) {
         bimage *im = &b->imgs[i];
         if (dk_macho_fixup_encoding(im->m) != DK_ENCODING_CHAINED) continue;
+        got_sections gs = find_got_sections(im->m);
         size_t nf;
         dk_status st;
         const dk_fixup *fx = bld_fixup_index(im->m, &nf, b->err, &st);
@@ -101,7 +112,7 @@ dk_status bld_got_plan(builder *b)
         for (size_t k = 0; k < nf; k++) {
             if (k + 1 < nf && fx[k + 1].address == fx[k].address) continue; /* the last record at an address wins */
             const dk_fixup *f = &fx[k];
-            if (f->kind != DK_FIXUP_BIND || f->width != 8 || f->ordinal <= 0 || f->addend || !in_got_section(im->m, f->address)) continue;
+            if (f->kind != DK_FIXUP_BIND || f->width != 8 || f->ordinal <= 0 || f->addend || !in_got_section(&gs, f->address)) continue;
             const char *dep = dk_macho_ordinal_name(im->m, f->ordinal);
             if (!dep || !f->symbol) continue;
             dk_resolved r;

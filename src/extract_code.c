@@ -374,13 +374,13 @@ static dk_status restore_got_loads(stub_ctx *c)
     }
     if (held.len) qsort(held.data, held.len, sizeof(target_rec), target_cmp);
     dk_status st = DK_OK;
-    size_t nsect;
-    const dk_section *secs = dk_macho_sections(s->m, &nsect);
     if (s->x86_64) {
         st = restore_x86_got_loads(c, &held);
         dk_vec_free(&held);
         return st;
     }
+    size_t nsect;
+    const dk_section *secs = dk_macho_sections(s->m, &nsect);
     for (size_t si = 0; si < nsect && !st; si++) {
         const dk_section *sec = &secs[si];
         if (!(sec->flags & 0x80000000u)) continue;
