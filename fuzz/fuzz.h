@@ -207,17 +207,35 @@ static inline int fz_fixup_cb(void *ctx, const dk_fixup *f)
     return 0;
 }
 
-/* A fixup callback that also keeps the first 16 addresses for lookups. */
+/* A fixup callback that also keeps the first 16 addresses for lookups, and
+ * a count and hash of every fixup's fields (to compare two walks). */
 typedef struct fz_addrs {
     uint64_t a[16];
     size_t n;
+    uint64_t count, hash;
 } fz_addrs;
+
+static inline uint64_t fz_mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001B3ull + (h >> 29); }
 
 static inline int fz_collect_cb(void *ctx, const dk_fixup *f)
 {
     fz_addrs *x = ctx;
     fz_fixup_cb(NULL, f);
     if (x->n < 16) x->a[x->n++] = f->address;
+    uint64_t h = x->hash;
+    h = fz_mix(h, (uint64_t)f->kind | (uint64_t)f->type << 8 | (uint64_t)f->width << 16 | (uint64_t)f->strong << 24 |
+                      (uint64_t)f->weak_import << 25 | (uint64_t)f->auth << 26 | (uint64_t)f->symbol_flags << 32);
+    h = fz_mix(h, f->address);
+    h = fz_mix(h, f->target);
+    h = fz_mix(h, f->raw);
+    h = fz_mix(h, (uint64_t)f->addend);
+    h = fz_mix(h, (uint64_t)(uint32_t)f->segment << 32 | (uint32_t)f->section);
+    h = fz_mix(h, (uint64_t)f->ordinal);
+    h = fz_mix(h, (uint64_t)f->lazy_offset << 32 | f->import_index);
+    h = fz_mix(h, (uint64_t)f->high8 << 32 | (uint64_t)f->key << 16 | f->diversity);
+    for (const char *c = f->symbol; c && *c; c++) h = fz_mix(h, (uint8_t)*c);
+    x->hash = h;
+    x->count++;
     return 0;
 }
 
@@ -250,6 +268,20 @@ static inline int fz_export_cb(void *ctx, const dk_export *e)
 #define FZ_MAX_SLICES 8
 typedef void (*fz_macho_fn)(dk_macho *m);
 
+/* The file and slice fz_each_macho is on, for fz_reopen. */
+static const dk_file *fz_cur_file;
+static size_t fz_cur_slice;
+
+/* The image FN was given, opened afresh (nothing learned by walking it kept);
+ * NULL outside fz_each_macho.  Close it with dk_macho_close. */
+static inline dk_macho *fz_reopen(void)
+{
+    dk_macho *m = NULL;
+    dk_error e = {0};
+    if (!fz_cur_file || dk_file_open_macho(fz_cur_file, fz_cur_slice, &m, &e)) return NULL;
+    return m;
+}
+
 static inline void fz_each_macho(const uint8_t *data, size_t size, fz_macho_fn fn)
 {
     dk_error e = {0};
@@ -263,7 +295,10 @@ static inline void fz_each_macho(const uint8_t *data, size_t size, fz_macho_fn f
         st = dk_file_open_macho(f, i, &m, &e);
         fz_check(st, &e);
         if (st) continue;
+        fz_cur_file = f;
+        fz_cur_slice = i;
         fn(m);
+        fz_cur_file = NULL;
         dk_macho_close(m);
     }
     dk_file_close(f);

@@ -25,12 +25,21 @@ static void walk(dk_macho *m)
         fz_check(st, &e);
     }
     fz_sink += dk_macho_fixup_encoding(m);
-    fz_addrs x = {{0}, 0};
+    fz_addrs x = {{0}, 0, 0, 0};
     dk_status st = dk_macho_foreach_fixup(m, fz_collect_cb, &x, &e);
-    /* checking only (no callback) finds exactly what the full walk finds */
-    dk_error e2 = {0};
-    dk_status st2 = dk_macho_foreach_fixup(m, NULL, NULL, &e2);
-    if (st2 != st || (st && strcmp(e.message, e2.message) != 0)) abort();
+    /* checking only (no callback; the CLI's first pass) finds exactly what the
+       full walk finds, on an image that has not been walked yet */
+    dk_macho *fresh = fz_reopen();
+    if (fresh) {
+        dk_error e2 = {0};
+        dk_status st2 = dk_macho_foreach_fixup(fresh, NULL, NULL, &e2);
+        if (st2 != st || (st && strcmp(e.message, e2.message) != 0)) abort();
+        /* a walk after one that passed skips the location checks: the same fixups */
+        fz_addrs y = {{0}, 0, 0, 0};
+        st2 = dk_macho_foreach_fixup(fresh, fz_collect_cb, &y, &e2);
+        if (st2 != st || (st == DK_OK && (y.count != x.count || y.hash != x.hash))) abort();
+        dk_macho_close(fresh);
+    }
     fz_check(st, &e);
     for (size_t i = 0; i < x.n; i++) {
         const dk_fixup *f;

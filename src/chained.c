@@ -69,10 +69,12 @@ static int64_t sext(uint64_t v, unsigned bits)
  * a DYLD_CHAINED_PTR_32 entry above max_valid_pointer (a non-pointer value that
  * only rides the chain), DK_E_UNSUPPORTED for an unknown format.
  */
-dk_status dk_chained_decode(uint16_t fmt, uint64_t raw, uint64_t base, const uint64_t *seg_addrs, size_t nseg,
-                            uint32_t max_valid_pointer, dk_fixup *f, uint32_t *next)
+static inline __attribute__((always_inline)) dk_status chained_decode(uint16_t fmt, uint64_t raw, uint64_t base,
+                                                                      const uint64_t *seg_addrs, size_t nseg,
+                                                                      uint32_t max_valid_pointer, dk_fixup *f,
+                                                                      uint32_t *next)
 {
-    memset(f, 0, sizeof *f);
+    dk__zero_small(f, sizeof *f);
     f->pointer_format = fmt;
     f->raw = raw;
     f->width = format_is64(fmt) ? 8 : 4;
@@ -178,6 +180,12 @@ dk_status dk_chained_decode(uint16_t fmt, uint64_t raw, uint64_t base, const uin
     }
     }
     return DK_E_UNSUPPORTED;
+}
+
+dk_status dk_chained_decode(uint16_t fmt, uint64_t raw, uint64_t base, const uint64_t *seg_addrs, size_t nseg,
+                            uint32_t max_valid_pointer, dk_fixup *f, uint32_t *next)
+{
+    return chained_decode(fmt, raw, base, seg_addrs, nseg, max_valid_pointer, f, next);
 }
 
 /* ------------------------------------------------------------- the header */
@@ -342,7 +350,7 @@ typedef struct chain_walk {
     size_t nimports;
     uint64_t *seg_addrs;
     uint64_t budget; /* chain entries left before DK_E_LIMIT */
-    dk_at_memo at_sect; /* section of the last entry */
+    dk_at_memo at_seg, at_sect; /* segment (read) and section of the last entry */
 } chain_walk;
 
 /* Bound on chain entries per image: the chains of a real image never overlap,
@@ -357,8 +365,11 @@ static dk_status deliver(chain_walk *w, dk_chain_item *item)
     return DK_OK;
 }
 
-/* Walk one chain that starts at byte OFFSET of page PAGE of segment SEG. */
-static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t page, uint64_t page_addr, uint32_t offset)
+/* Walk one chain that starts at byte OFFSET of page PAGE of segment SEG;
+ * without DELIVER_ITEMS only check it (walk_chain compiles both forms). */
+static inline __attribute__((always_inline)) dk_status walk_chain_body(chain_walk *w, const dk_chained_starts *s,
+                                                                       uint32_t page, uint64_t page_addr,
+                                                                       uint32_t offset, bool deliver_items)
 {
     dk_macho *m = w->m;
     const dk_segment *seg = &m->segs[s->seg_index];
@@ -370,12 +381,12 @@ static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t 
         if (w->budget-- == 0)
             return dk_fail(w->err, DK_E_LIMIT, "chained fixups: segment %u (%s) page %u: more than %llu chain entries in a %zu-byte file (chains overlap)",
                            s->seg_index, seg->segname, page, (unsigned long long)chain_budget(m), m->size);
-        if (!dk__read_word(m, addr, width, &raw))
+        if (!dk__read_word_memo(m, addr, width, &raw, &w->at_seg))
             return dk_fail(w->err, DK_E_MALFORMED, "chained fixups: segment %u (%s) page %u: chain entry at 0x%llx is not in the file",
                            s->seg_index, seg->segname, page, (unsigned long long)addr);
         dk_fixup f;
         uint32_t next;
-        dk_status ds = dk_chained_decode(s->pointer_format, raw, m->base, w->seg_addrs, m->nsegs, s->max_valid_pointer, &f, &next);
+        dk_status ds = chained_decode(s->pointer_format, raw, m->base, w->seg_addrs, m->nsegs, s->max_valid_pointer, &f, &next);
         if (ds == DK_E_MALFORMED)
             return dk_fail(w->err, DK_E_MALFORMED, "chained fixups: entry at 0x%llx names segment index %u of %zu",
                            (unsigned long long)addr, (unsigned)BITS(raw, 28, 4), m->nsegs);
@@ -383,7 +394,7 @@ static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t 
             return dk_fail(w->err, DK_E_UNSUPPORTED, "chained fixups: unknown pointer_format %u", s->pointer_format);
         f.address = addr;
         f.segment = (int)s->seg_index;
-        f.section = dk__section_at_memo(m, addr, &w->at_sect);
+        f.section = deliver_items ? dk__section_at_memo(m, addr, &w->at_sect) : -1;
         if (f.kind == DK_FIXUP_BIND) {
             if (f.import_index >= w->nimports)
                 return dk_fail(w->err, DK_E_MALFORMED, "chained fixups: bind at 0x%llx uses import %u but there are %zu imports",
@@ -394,11 +405,13 @@ static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t 
             f.addend += imp->addend;
             f.weak_import = imp->weak_import;
         }
-        if (ds == DK_OK) {
+        if (ds == DK_OK && deliver_items) {
             if (w->fixup_cb && w->fixup_cb(w->ctx, &f)) return DK_E_STOPPED;
-            dk_chain_item it = {DK_CHAIN_FIXUP, s, page, 0, &f, next};
-            dk_status st = deliver(w, &it);
-            if (st) return st;
+            if (w->chain_cb) {
+                dk_chain_item it = {DK_CHAIN_FIXUP, s, page, 0, &f, next};
+                dk_status st = deliver(w, &it);
+                if (st) return st;
+            }
         }
         if (next == 0) return DK_OK;
         offset += next * stride;
@@ -406,6 +419,12 @@ static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t 
             return dk_fail(w->err, DK_E_MALFORMED, "chained fixups: segment %u (%s) page %u: chain continues past its page (next offset 0x%x, page_size 0x%x)",
                            s->seg_index, seg->segname, page, offset, s->page_size);
     }
+}
+
+static dk_status walk_chain(chain_walk *w, const dk_chained_starts *s, uint32_t page, uint64_t page_addr, uint32_t offset)
+{
+    if (w->fixup_cb || w->chain_cb) return walk_chain_body(w, s, page, page_addr, offset, true);
+    return walk_chain_body(w, s, page, page_addr, offset, false);
 }
 
 static dk_status walk_all(chain_walk *w)

@@ -80,6 +80,19 @@ static const char *bind_name(uint8_t op, uint8_t imm)
     return NULL;
 }
 
+/* The error for OP (its name NULL: an unknown opcode) in stream S: WHAT went wrong with its operand. */
+static __attribute__((noinline, cold)) dk_status decode_fail(const dk_macho *m, dk_opcode_stream s, const dk_opcode *op,
+                                                             const char *what, dk_error *err)
+{
+    uint32_t fileoff = stream_blob(m, s)->off + op->offset;
+    const char *sn = dk_opcode_stream_name(s);
+    if (!op->name)
+        return dk_fail(err, DK_E_MALFORMED, "%s opcodes: bad opcode 0x%02x at offset 0x%x (file offset 0x%x)", sn, op->byte,
+                       op->offset, fileoff);
+    return dk_fail(err, DK_E_MALFORMED, "%s opcodes: %s at offset 0x%x (file offset 0x%x): %s", sn, op->name, op->offset,
+                   fileoff, what);
+}
+
 /*
  * Decode the opcode at P (stream [START, END)) into OP.  On a malformed
  * operand or unknown opcode fill ERR naming the stream and offset.
@@ -87,15 +100,14 @@ static const char *bind_name(uint8_t op, uint8_t imm)
 static dk_status decode_op(const dk_macho *m, dk_opcode_stream s, const uint8_t *start, const uint8_t *p,
                            const uint8_t *end, dk_opcode *op, dk_error *err)
 {
-    const dk_blob *b = stream_blob(m, s);
-    uint32_t off = (uint32_t)(p - start);
-    memset(op, 0, sizeof *op);
-    op->offset = off;
+    op->offset = (uint32_t)(p - start);
     op->byte = *p;
     op->opcode = *p & 0xF0;
     op->imm = *p & 0x0F;
+    op->args[0] = op->args[1] = 0;
+    op->signed_arg = false;
+    op->symbol = NULL;
     const uint8_t *q = p + 1;
-    const char *sn = dk_opcode_stream_name(s);
     int nuleb = 0;
     bool sleb = false, symbol = false;
     if (s == DK_STREAM_REBASE) {
@@ -122,29 +134,20 @@ static dk_status decode_op(const dk_macho *m, dk_opcode_stream s, const uint8_t 
             break;
         }
     }
-    if (!op->name)
-        return dk_fail(err, DK_E_MALFORMED, "%s opcodes: bad opcode 0x%02x at offset 0x%x (file offset 0x%x)", sn, op->byte,
-                       off, b->off + off);
-    for (int k = 0; k < nuleb; k++) {
-        if (!dk_uleb(&q, end, &op->args[k]))
-            return dk_fail(err, DK_E_MALFORMED, "%s opcodes: %s at offset 0x%x (file offset 0x%x): malformed ULEB128 operand",
-                           sn, op->name, off, b->off + off);
-    }
+    if (!op->name) return decode_fail(m, s, op, NULL, err);
+    for (int k = 0; k < nuleb; k++)
+        if (!dk_uleb(&q, end, &op->args[k])) return decode_fail(m, s, op, "malformed ULEB128 operand", err);
     op->nargs = nuleb;
     if (sleb) {
         int64_t v;
-        if (!dk_sleb(&q, end, &v))
-            return dk_fail(err, DK_E_MALFORMED, "%s opcodes: %s at offset 0x%x (file offset 0x%x): malformed SLEB128 operand",
-                           sn, op->name, off, b->off + off);
+        if (!dk_sleb(&q, end, &v)) return decode_fail(m, s, op, "malformed SLEB128 operand", err);
         op->args[0] = (uint64_t)v;
         op->nargs = 1;
         op->signed_arg = true;
     }
     if (symbol) {
         const uint8_t *z = memchr(q, 0, (size_t)(end - q));
-        if (!z)
-            return dk_fail(err, DK_E_MALFORMED, "%s opcodes: %s at offset 0x%x (file offset 0x%x): symbol name extends past the end of the stream",
-                           sn, op->name, off, b->off + off);
+        if (!z) return decode_fail(m, s, op, "symbol name extends past the end of the stream", err);
         op->symbol = (const char *)q;
         q = z + 1;
     }
@@ -206,6 +209,7 @@ typedef struct walker {
     uint32_t stream_off;
     /* Location hints: fixups come in runs inside one section, so the last
      * answers are kept with the address range they hold for. */
+    bool trusted;           /* m->dyldinfo_checked: only the budget is kept per location */
     int check_seg;          /* check_location: this segment's section ... */
     uint32_t check_sect;    /* ... index (in m->sects) contained the last location */
     dk_at_memo at_seg, at_sect; /* emit */
@@ -270,10 +274,17 @@ static bool run_ok(walker *w, int seg, uint64_t segoff, uint64_t count, uint64_t
 /* check_location for item K of a run of COUNT locations STEP apart, unless
  * *CHECKED says the whole run already passed; after the first item the rest
  * of the run is tried at once (run_ok). */
-static dk_status check_item(walker *w, bool *checked, uint64_t k, int seg, uint64_t segoff, uint64_t count, uint64_t step,
-                            unsigned width, const dk_opcode *op)
+static inline dk_status check_item(walker *w, bool *checked, uint64_t k, int seg, uint64_t segoff, uint64_t count, uint64_t step,
+                                   unsigned width, const dk_opcode *op)
 {
     if (*checked) return DK_OK;
+    if (w->trusted) {
+        /* every location passed in an earlier walk; the budget still bounds this one */
+        if (seg < 0 || count > w->budget) return check_location(w, seg, segoff, width, op->offset, op->name);
+        w->budget -= count;
+        *checked = true;
+        return DK_OK;
+    }
     dk_status st = check_location(w, seg, segoff, width, op->offset, op->name);
     if (st) return st;
     *checked = k == 0 && count > 1 && run_ok(w, seg, segoff + step, count - 1, step, width);
@@ -505,8 +516,10 @@ static dk_status walk_bind(walker *w, dk_opcode_stream s)
         case BIND_OPCODE_ADD_ADDR_ULEB:
             segoff += op.args[0];
             /* the new address is where the next bind goes: check it now, as LLVM does */
-            if (seg >= 0 && (st = check_location(w, seg, segoff, ptr, op.offset, op.name))) goto out;
-            w->budget++;
+            if (!w->trusted) {
+                if (seg >= 0 && (st = check_location(w, seg, segoff, ptr, op.offset, op.name))) goto out;
+                w->budget++;
+            }
             continue;
         case BIND_OPCODE_DO_BIND: count = 1; skip = 0; break;
         case BIND_OPCODE_DO_BIND_ADD_ADDR_ULEB: count = 1; skip = op.args[0]; notlazy = op.name; break;
@@ -582,7 +595,7 @@ static dk_status walk_bind(walker *w, dk_opcode_stream s)
             }
             if (w->cb) {
                 dk_fixup f;
-                memset(&f, 0, sizeof f);
+                dk__zero_small(&f, sizeof f);
                 f.kind = s == DK_STREAM_BIND ? DK_FIXUP_BIND : s == DK_STREAM_WEAK_BIND ? DK_FIXUP_WEAK_BIND : DK_FIXUP_LAZY_BIND;
                 f.address = m->segs[seg].vmaddr + segoff;
                 f.type = type;
@@ -605,8 +618,10 @@ static dk_status walk_bind(walker *w, dk_opcode_stream s)
         }
         if (op.opcode == BIND_OPCODE_DO_BIND_ADD_ADDR_ULEB || op.opcode == BIND_OPCODE_DO_BIND_ADD_ADDR_IMM_SCALED) {
             /* the advanced address is where the next bind goes: LLVM checks it eagerly */
-            if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) goto out;
-            w->budget++;
+            if (!w->trusted) {
+                if ((st = check_location(w, seg, segoff, width, op.offset, op.name))) goto out;
+                w->budget++;
+            }
         }
     }
 out:
@@ -616,10 +631,12 @@ out:
 
 dk_status dk__dyldinfo_fixups(dk_macho *m, dk_fixup_cb cb, void *ctx, dk_error *err)
 {
-    walker w = {m, cb, ctx, err, fixup_budget(m), "", 0, -1, 0, {0, 0, 0}, {0, 0, 0}};
+    walker w = {m, cb, ctx, err, fixup_budget(m), "", 0, m->dyldinfo_checked, -1, 0, {0, 0, 0}, {0, 0, 0}};
     dk_status st;
     if ((st = walk_rebase(&w))) return st;
     if ((st = walk_bind(&w, DK_STREAM_BIND))) return st;
     if ((st = walk_bind(&w, DK_STREAM_WEAK_BIND))) return st;
-    return walk_bind(&w, DK_STREAM_LAZY_BIND);
+    if ((st = walk_bind(&w, DK_STREAM_LAZY_BIND))) return st;
+    m->dyldinfo_checked = true;
+    return DK_OK;
 }

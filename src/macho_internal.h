@@ -90,6 +90,8 @@ struct dk_macho {
     size_t fixidx_bytes; /* dk_big_alloc size */
     dk_error *fixidx_err; /* why the index could not be built (kept: callers that go on
                              past a failure must not walk the streams again each time) */
+    bool dyldinfo_checked; /* a whole walk of the opcode streams passed every location
+                              check: later walks skip them (the mapped bytes do not change) */
 };
 
 /** Open an image from a source (standalone or in-cache). */
@@ -126,7 +128,7 @@ static inline int dk__section_at_memo(const dk_macho *m, uint64_t a, dk_at_memo 
     return a - memo->lo < memo->hi - memo->lo ? memo->index : dk__section_at_miss(m, a, memo);
 }
 /* dk__read_word through a segment memo. */
-static inline bool dk__read_word_memo(const dk_macho *m, uint64_t a, unsigned width, uint64_t *out, dk_at_memo *memo)
+static inline __attribute__((always_inline)) bool dk__read_word_memo(const dk_macho *m, uint64_t a, unsigned width, uint64_t *out, dk_at_memo *memo)
 {
     int i = dk__segment_at_memo(m, a, memo); /* the segment dk_macho_read would pick */
     if (i < 0) return false;
