@@ -198,6 +198,12 @@ int cli_each_slice(cli *c, slice_fn fn)
     }
     bool multi = !dc && ((last - first) > 1 || (dk_file_fat_magic(f) && !c->arch) || dk_file_is_archive(f));
     int rc = EXIT_OK;
+    /* The images the checking pass opened serve the output pass too (what they
+     * learned, e.g. that their fixups passed every check, is kept), up to a few. */
+    enum { KEEP = 64 };
+    dk_macho *kept[KEEP] = {0};
+    dk_slice kept_cs = {0};
+    bool keep = last - first <= KEEP;
     for (int pass = 0; pass < 2 && rc == EXIT_OK; pass++) {
         out *o = &c->o;
         out_set_null(o, pass == 0);
@@ -212,9 +218,11 @@ int cli_each_slice(cli *c, slice_fn fn)
             const dk_slice *s = dc ? &cs : dk_file_slice(f, i);
             char label[1024];
             slice_label(path, s, multi, label, sizeof label);
-            dk_macho *m = NULL;
+            dk_macho *m = keep ? kept[i - first] : NULL;
             memset(&err, 0, sizeof err);
-            dk_status st = dc ? open_cache_slice(dc, cache_image, &m, &cs, &err) : dk_file_open_macho(f, i, &m, &err);
+            dk_status st = DK_OK;
+            if (m) cs = kept_cs;
+            else st = dc ? open_cache_slice(dc, cache_image, &m, &cs, &err) : dk_file_open_macho(f, i, &m, &err);
             if (!st) {
                 if (o->json) {
                     if (multi) {
@@ -231,7 +239,13 @@ int cli_each_slice(cli *c, slice_fn fn)
                 st = fn(c, m, s, &err);
                 if (o->json && multi) o_obj_end(o);
             }
-            dk_macho_close(m);
+            if (keep && pass == 0 && m) {
+                kept[i - first] = m;
+                kept_cs = cs;
+            } else {
+                dk_macho_close(m);
+                if (keep) kept[i - first] = NULL;
+            }
             if (st) {
                 if (st == DK_E_STOPPED) continue;
                 cli_error(label, &err);
@@ -245,6 +259,7 @@ int cli_each_slice(cli *c, slice_fn fn)
         }
     }
     out_set_null(&c->o, false);
+    for (size_t i = 0; keep && i < last - first; i++) dk_macho_close(kept[i]);
     dk_file_close(f);
     dk_cache_close(dc);
     if (rc == EXIT_OK && c->has_finding) {
@@ -269,33 +284,23 @@ void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n)
 
 #define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
 
-/* A memoised piece: the text rendered last time for KEY, copied; otherwise
- * rendered now (LIT then the JSON string S, or S2 after a second literal)
- * and remembered when it fits.  NULL when a string needs escaping. */
-static char *memo_at(struct memo_piece *mp, int64_t k0, int64_t k1, char *p, const char *end, const char *lit,
-                     const char *s, const char *lit2, const char *s2)
+/* LIT1 then the JSON string S1, LIT2 then S2 (when LIT2), LIT3 at P, before END;
+ * NULL when a string needs escaping or does not fit. */
+static char *pieces_at(char *p, const char *end, const char *lit1, const char *s1, const char *lit2, const char *s2,
+                       const char *lit3)
 {
-    char *q = p;
-    size_t n = strlen(lit);
-    memcpy(p, lit, n);
-    if (!(p = json_str_at(p + n, end, s))) return NULL;
-    if (lit2) {
-        n = strlen(lit2);
-        memcpy(p, lit2, n);
-        if (!(p = json_str_at(p + n, end, s2))) return NULL;
-    }
-    if (mp && (size_t)(p - q) <= sizeof mp->text) {
-        memcpy(mp->text, q, (size_t)(p - q));
-        mp->len = (uint16_t)(p - q);
-        mp->key[0] = k0;
-        mp->key[1] = k1;
+    const char *lits[3] = {lit1, lit2, lit3}, *strs[2] = {s1, s2};
+    for (int i = 0; i < 3 && p; i++) {
+        if (!lits[i]) continue;
+        size_t n = strlen(lits[i]);
+        if (n > (size_t)(end - p)) return NULL;
+        memcpy(p, lits[i], n);
+        p += n;
+        if (i < 2) p = json_str_at(p, end, strs[i]);
     }
     return p;
 }
 
-/* The common fixup (no auth, no chain details, pointer type) as one piece of
- * JSON text, byte for byte what the general path below writes; false when
- * a string needs escaping or does not fit (the general path then runs). */
 /* Names of the segment and section F lies in, NULL when none. */
 static const char *fixup_segname(const dk_macho *m, const dk_fixup *f)
 {
@@ -311,12 +316,47 @@ static const char *fixup_sectname(const dk_macho *m, const dk_fixup *f)
     return f->section >= 0 && (size_t)f->section < nc ? secs[f->section].sectname : NULL;
 }
 
-/* The memoised piece of MEMO->FIELD for keys K0, K1 at P, else memo_at (which writes and memoises it). */
-#define MEMO(FIELD, K0, K1, ...)                                                                                     \
-    (memo && memo->FIELD.len && memo->FIELD.key[0] == (K0) && memo->FIELD.key[1] == (K1)                             \
-         ? (memcpy(p, memo->FIELD.text, sizeof memo->FIELD.text), p + memo->FIELD.len) /* P has ROOM */              \
-         : memo_at(memo ? &memo->FIELD : NULL, (K0), (K1), p, __VA_ARGS__))
+/* T's head and mid texts rendered for F (whose kind T is for); false when a
+ * name needs escaping or the texts do not fit. */
+static __attribute__((noinline)) bool memo_template(struct fixup_json_template *t, const dk_macho *m, const dk_fixup *f)
+{
+    char *p = pieces_at(t->head, t->head + sizeof t->head, "{\"kind\":", dk_fixup_kind_name(f->kind), NULL, NULL,
+                        ",\"address\":");
+    if (!p) return false;
+    t->head_len = (uint8_t)(p - t->head);
+    p = pieces_at(t->mid, t->mid + sizeof t->mid, ",\"segment\":", fixup_segname(m, f), ",\"section\":",
+                  fixup_sectname(m, f), f->kind == DK_FIXUP_REBASE ? ",\"target\":" : ",\"ordinal\":");
+    if (!p) return false;
+    t->mid_len = (uint8_t)(p - t->mid);
+    t->segment = f->segment;
+    t->section = f->section;
+    t->have = true;
+    return true;
+}
 
+static __attribute__((noinline)) bool memo_dylib(fixup_json_memo *memo, const dk_macho *m, int64_t ordinal)
+{
+    char *p = pieces_at(memo->dylib, memo->dylib + sizeof memo->dylib, ",\"dylib\":", dk_macho_ordinal_name(m, ordinal),
+                        NULL, NULL, "");
+    if (!p) return false;
+    memo->dylib_len = (uint16_t)(p - memo->dylib);
+    memo->dylib_ordinal = ordinal;
+    return true;
+}
+
+/* 16-byte blocks copied as such (a fixed-size memcpy of 64 bytes may become
+ * a microcoded `rep movs`, slower than the whole fast path). */
+typedef char copy_block __attribute__((vector_size(16), aligned(1), may_alias));
+static inline void copy32(char *d, const char *s)
+{
+    copy_block a = ((const copy_block *)s)[0], b = ((const copy_block *)s)[1];
+    ((copy_block *)d)[0] = a;
+    ((copy_block *)d)[1] = b;
+}
+
+/* The common fixup (no auth, no chain details, pointer type) as one piece of
+ * JSON text, byte for byte what the general path below writes; false when
+ * a string needs escaping or does not fit (the general path then runs). */
 static inline __attribute__((always_inline)) bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, fixup_json_memo *memo)
 {
     enum { ROOM = 768 };
@@ -324,24 +364,26 @@ static inline __attribute__((always_inline)) bool fixup_json_fast(out *o, const 
     if (!b) b = local;
     p = b;
     const char *end = b + ROOM - 96; /* room for the numbers and keys after each string */
-    p = MEMO(kind, f->kind, 0, end, "{\"kind\":", dk_fixup_kind_name(f->kind), NULL, NULL);
-    if (!p) return false;
-    p = LIT(p, ",\"address\":");
-    p = json_u64_at(p, f->address);
-    p = MEMO(where, f->segment, f->section, end, ",\"segment\":", fixup_segname(m, f), ",\"section\":", fixup_sectname(m, f));
-    if (!p) return false;
+    if ((unsigned)f->kind >= sizeof memo->t / sizeof memo->t[0]) return false;
+    struct fixup_json_template *t = &memo->t[f->kind];
+    if (!(t->have && t->segment == f->segment && t->section == f->section) && !memo_template(t, m, f)) return false;
+    copy32(p, t->head); /* whole: the buffer has ROOM */
+    p = json_u64_at(p + t->head_len, f->address);
+    copy32(p, t->mid);
+    copy32(p + 32, t->mid + 32);
+    if (t->mid_len > 64) copy32(p + 64, t->mid + 64);
+    p += t->mid_len;
     if (f->kind == DK_FIXUP_REBASE) {
-        p = LIT(p, ",\"target\":");
         p = json_u64_at(p, f->target);
         if (f->high8) {
             p = LIT(p, ",\"high8\":");
             p = json_u64_at(p, f->high8);
         }
     } else {
-        p = LIT(p, ",\"ordinal\":");
         p = json_i64_at(p, f->ordinal);
-        p = MEMO(dylib, f->ordinal, 0, end, ",\"dylib\":", dk_macho_ordinal_name(m, f->ordinal), NULL, NULL);
-        if (!p) return false;
+        if (!(memo->dylib_len && memo->dylib_ordinal == f->ordinal) && !memo_dylib(memo, m, f->ordinal)) return false;
+        for (size_t i = 0; i < sizeof memo->dylib; i += 32) copy32(p + i, memo->dylib + i);
+        p += memo->dylib_len;
         p = LIT(p, ",\"symbol\":");
         p = json_str_at(p, end, f->symbol);
         if (!p) return false;
@@ -400,7 +442,8 @@ static __attribute__((noinline)) void fixup_json_general(out *o, const dk_macho 
 
 void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo)
 {
-    if (o->json && !o->null && o->depth > 0 && !f->strong && !chain && !f->auth && f->type <= 1 && fixup_json_fast(o, m, f, memo))
+    if (memo && o->json && !o->null && o->depth > 0 && !f->strong && !chain && !f->auth && f->type <= 1 &&
+        fixup_json_fast(o, m, f, memo))
         return;
     fixup_json_general(o, m, f, chain, next);
 }

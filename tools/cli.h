@@ -75,14 +75,21 @@ const char *cli_basename(const char *path);
 bool cli_parse_u64(const char *s, uint64_t *value);
 
 /* shared JSON/human pieces */
-/** JSON pieces one image's fixups repeat (kind, segment and section, dylib),
- *  kept rendered; zero-initialise one per image (dk_macho), or pass NULL. */
+/** JSON pieces one image's fixups repeat, kept rendered: per kind, for the
+ *  segment and section of its last fixup, the text before the address and
+ *  the text after it up to the next number ("target" or "ordinal"); and the
+ *  dylib of the last ordinal.  Zero-initialise one per image, or pass NULL. */
 typedef struct fixup_json_memo {
-    struct memo_piece {
-        int64_t key[2];
-        uint16_t len; /* 0: empty */
-        char text[96]; /* copied whole (one fixed-size copy; the caller has the room) */
-    } kind, where, dylib;
+    struct fixup_json_template {
+        bool have; /* head and mid hold this kind at segment, section */
+        uint8_t head_len, mid_len;
+        int segment, section;
+        char head[32]; /* {"kind":"rebase","address": */
+        char mid[96];  /* ,"segment":"__DATA","section":"__data","target": */
+    } t[4];            /* by dk_fixup_kind */
+    int64_t dylib_ordinal;
+    uint16_t dylib_len; /* 0: empty */
+    char dylib[96];     /* ,"dylib":"/usr/lib/libSystem.B.dylib" */
 } fixup_json_memo;
 /** One fixups[] element (interface.md); CHAIN adds raw, next and import_index. */
 void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo);

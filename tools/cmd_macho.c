@@ -718,12 +718,17 @@ static void human_fixup(out *o, const dk_macho *m, const dk_fixup *f, bool is64)
     o_printf(o, "\n");
 }
 
-static int fixup_cb(void *ctx, const dk_fixup *f)
+static int fixup_human_cb(void *ctx, const dk_fixup *f)
 {
     fix_ctx *x = ctx;
-    if (x->o->null) return 0;
-    if (x->o->json) emit_fixup_json(x->o, x->m, f, false, 0, &x->memo);
-    else if (!human_fixup_fast(x, f)) human_fixup(x->o, x->m, f, x->is64);
+    if (!human_fixup_fast(x, f)) human_fixup(x->o, x->m, f, x->is64);
+    return 0;
+}
+
+static int fixup_json_cb(void *ctx, const dk_fixup *f)
+{
+    fix_ctx *x = ctx;
+    emit_fixup_json(x->o, x->m, f, false, 0, &x->memo);
     return 0;
 }
 
@@ -746,7 +751,7 @@ static dk_status do_fixups(cli *c, dk_macho *m, const dk_slice *s, dk_error *err
                  "target", c_off(o));
     }
     /* the silent checking pass (cli_each_slice) only needs the errors */
-    dk_status st = dk_macho_foreach_fixup(m, o->null ? NULL : fixup_cb, &x, err);
+    dk_status st = dk_macho_foreach_fixup(m, o->null ? NULL : o->json ? fixup_json_cb : fixup_human_cb, &x, err);
     if (o->json) o_arr_end(o);
     return st;
 }

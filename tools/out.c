@@ -316,6 +316,28 @@ void o_raw(out *o, const char *k, const char *json, size_t n)
     wr(o, json, n);
 }
 
+size_t out_u64_digits_long(uint64_t v, char *buf)
+{
+    static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                       100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+                                       1000000000000ull, 10000000000000ull, 100000000000000ull,
+                                       1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+                                       1000000000000000000ull, 10000000000000000000ull};
+    /* digits (9..20): floor(log10 v) + 1, from the bit length (1233 / 4096 ~ log10 2) */
+    unsigned t = (unsigned)(64 - __builtin_clzll(v)) * 1233 >> 12;
+    size_t n = t - (v < pow10[t]) + 1;
+    if (n <= 16) {
+        out_put_digits(buf, (uint32_t)(v / 100000000), n - 8);
+        out_put_digits(buf + n - 8, (uint32_t)(v % 100000000), 8);
+    } else {
+        uint64_t hi = v / 100000000;
+        out_put_digits(buf, (uint32_t)(hi / 100000000), n - 16);
+        out_put_digits(buf + n - 16, (uint32_t)(hi % 100000000), 8);
+        out_put_digits(buf + n - 8, (uint32_t)(v % 100000000), 8);
+    }
+    return n;
+}
+
 char *json_str_at(char *p, const char *end, const char *s)
 {
     if (!s) {

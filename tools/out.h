@@ -106,9 +106,12 @@ static inline void o_commit(out *o, const char *start, const char *end)
  * (x / 100 as x * 10486 >> 20 for x < 10^4, x / 10 as x * 103 >> 10 for
  * x < 100).
  */
-static inline uint64_t out_digits8(uint32_t v)
+static inline __attribute__((always_inline)) uint64_t out_digits8(uint32_t v)
 {
-    uint64_t merged = (uint64_t)(v / 10000) | (uint64_t)(v % 10000) << 32;
+    /* v / 10000 as a multiply (exact for every 32-bit v): GCC otherwise emits a
+     * `div` where it guesses the code cold */
+    uint64_t q = (uint64_t)v * 3518437209u >> 45;
+    uint64_t merged = q | (uint64_t)(v - 10000 * (uint32_t)q) << 32;
     uint64_t top = (merged * 10486) >> 20 & 0x0000007F0000007Full;
     uint64_t hundreds = (merged - 100 * top) << 16 | top;
     uint64_t tens = (hundreds * 103) >> 10 & 0x000F000F000F000Full;
@@ -123,42 +126,24 @@ static inline void out_put_digits(char *p, uint32_t v, size_t n)
     memcpy(p, &d, 8);
 }
 
-/* V in decimal at BUF, which has room for 24 bytes; returns the digit count. */
-static inline size_t u64_digits(uint64_t v, char *buf)
+size_t out_u64_digits_long(uint64_t v, char *buf); /* V >= 10^8 */
+
+/* V in decimal at BUF, which has room for 24 bytes; returns the digit count.
+ * Values below 10^8 (most in the JSON writers' hot loops) are done in place. */
+static inline __attribute__((always_inline)) size_t u64_digits(uint64_t v, char *buf)
 {
-    if (v < 100000000) {
-        /* the leading zeros are the low bytes whose digit is 0 (none for v = 0's last) */
-        uint64_t d = out_digits8((uint32_t)v);
-        unsigned lz = v ? (unsigned)__builtin_ctzll(d & 0x0F0F0F0F0F0F0F0Full) / 8 : 7;
-        d >>= 8 * lz;
-        memcpy(buf, &d, 8);
-        return 8 - lz;
-    }
-    static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
-                                       100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
-                                       1000000000000ull, 10000000000000ull, 100000000000000ull,
-                                       1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
-                                       1000000000000000000ull, 10000000000000000000ull};
-    /* digits: floor(log10 v) + 1, from the bit length (1233 / 4096 ~ log10 2) */
-    unsigned t = (unsigned)(64 - __builtin_clzll(v | 1)) * 1233 >> 12;
-    size_t n = t - ((v | 1) < pow10[t]) + 1; /* v | 1: zero has one digit */
-    if (n <= 8) {
-        out_put_digits(buf, (uint32_t)v, n);
-    } else if (n <= 16) {
-        out_put_digits(buf, (uint32_t)(v / 100000000), n - 8);
-        out_put_digits(buf + n - 8, (uint32_t)(v % 100000000), 8);
-    } else {
-        uint64_t hi = v / 100000000;
-        out_put_digits(buf, (uint32_t)(hi / 100000000), n - 16);
-        out_put_digits(buf + n - 16, (uint32_t)(hi % 100000000), 8);
-        out_put_digits(buf + n - 8, (uint32_t)(v % 100000000), 8);
-    }
-    return n;
+    if (v >= 100000000) return out_u64_digits_long(v, buf);
+    /* the leading zeros are the low bytes whose digit is 0 (none for v = 0's last) */
+    uint64_t d = out_digits8((uint32_t)v);
+    unsigned lz = v ? (unsigned)__builtin_ctzll(d & 0x0F0F0F0F0F0F0F0Full) / 8 : 7;
+    d >>= 8 * lz;
+    memcpy(buf, &d, 8);
+    return 8 - lz;
 }
 
-static inline char *json_u64_at(char *p, uint64_t v) { return p + u64_digits(v, p); }
+static inline __attribute__((always_inline)) char *json_u64_at(char *p, uint64_t v) { return p + u64_digits(v, p); }
 
-static inline char *json_i64_at(char *p, int64_t v)
+static inline __attribute__((always_inline)) char *json_i64_at(char *p, int64_t v)
 {
     uint64_t u = (uint64_t)v;
     if (v < 0) {
