@@ -97,8 +97,8 @@ static __attribute__((noinline, cold)) dk_status decode_fail(const dk_macho *m, 
  * Decode the opcode at P (stream [START, END)) into OP.  On a malformed
  * operand or unknown opcode fill ERR naming the stream and offset.
  */
-static dk_status decode_op(const dk_macho *m, dk_opcode_stream s, const uint8_t *start, const uint8_t *p,
-                           const uint8_t *end, dk_opcode *op, dk_error *err)
+static inline __attribute__((always_inline)) dk_status decode_op(const dk_macho *m, dk_opcode_stream s, const uint8_t *start, const uint8_t *p,
+                                                                const uint8_t *end, dk_opcode *op, dk_error *err)
 {
     op->offset = (uint32_t)(p - start);
     op->byte = *p;

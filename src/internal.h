@@ -89,27 +89,25 @@ void dk_error_prefix(dk_error *err, const char *fmt, ...) DK_PRINTF(2, 3);
  * Read a ULEB128 at *P (< END).  Fails (returns false) when the encoding runs
  * past END or does not fit in 64 bits.
  */
+/* ULEB128 at *P (before END) into *OUT, advancing *P; false when malformed
+ * (truncated, bits beyond 64 that are not zero, or more than 11 bytes).  The
+ * usual 1 to 9 bytes (nothing to overflow) are read here; longer ones are
+ * decoded again from the start by dk__uleb_long, with those checks. */
+bool dk__uleb_long(const uint8_t **p, const uint8_t *end, uint64_t *out);
 static inline bool dk_uleb(const uint8_t **p, const uint8_t *end, uint64_t *out)
 {
-    uint64_t v = 0;
-    unsigned shift = 0;
     const uint8_t *q = *p;
-    for (;;) {
-        if (q >= end) return false;
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift <= 56 && q < end; shift += 7) {
         uint8_t b = *q++;
-        uint64_t slice = b & 0x7f;
-        if (shift >= 64 || (shift > 0 && (slice << shift) >> shift != slice)) {
-            if (slice != 0) return false;
-        } else {
-            v |= slice << shift;
+        v |= (uint64_t)(b & 0x7f) << shift; /* 7 bits at 56 still fit */
+        if (!(b & 0x80)) {
+            *p = q;
+            *out = v;
+            return true;
         }
-        shift += 7;
-        if (!(b & 0x80)) break;
-        if (shift > 70) return false; /* bounded: at most 10 continuation bytes */
     }
-    *p = q;
-    *out = v;
-    return true;
+    return dk__uleb_long(p, end, out);
 }
 
 static inline bool dk_sleb(const uint8_t **p, const uint8_t *end, int64_t *out)

@@ -134,3 +134,27 @@ void dk_vec_free(dk_vec *v)
     v->data = NULL;
     v->len = v->cap = 0;
 }
+
+/* dk_uleb for every length (internal.h). */
+bool dk__uleb_long(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    const uint8_t *q = *p;
+    for (;;) {
+        if (q >= end) return false;
+        uint8_t b = *q++;
+        uint64_t slice = b & 0x7f;
+        if (shift >= 64 || (shift > 0 && (slice << shift) >> shift != slice)) {
+            if (slice != 0) return false;
+        } else {
+            v |= slice << shift;
+        }
+        shift += 7;
+        if (!(b & 0x80)) break;
+        if (shift > 70) return false; /* bounded: at most 10 continuation bytes */
+    }
+    *p = q;
+    *out = v;
+    return true;
+}
