@@ -447,3 +447,11 @@ void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, u
         return;
     fixup_json_general(o, m, f, chain, next);
 }
+
+int fixup_json_cb(void *ctx, const dk_fixup *f)
+{
+    fixup_json_ctx *x = ctx;
+    if (f->strong || f->auth || f->type > 1 || x->o->depth <= 0 || !fixup_json_fast(x->o, x->m, f, &x->memo))
+        fixup_json_general(x->o, x->m, f, false, 0);
+    return 0;
+}

@@ -93,6 +93,14 @@ typedef struct fixup_json_memo {
 } fixup_json_memo;
 /** One fixups[] element (interface.md); CHAIN adds raw, next and import_index. */
 void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo);
+/** A dk_fixup_cb writing each fixup as a fixups[] element of O (JSON, not
+ *  discarded), one call per fixup; zero-initialise MEMO per image. */
+typedef struct fixup_json_ctx {
+    out *o;
+    const dk_macho *m;
+    fixup_json_memo memo;
+} fixup_json_ctx;
+int fixup_json_cb(void *ctx, const dk_fixup *f);
 void fixup_location(const dk_macho *m, const dk_fixup *f, char *buf, size_t n);
 
 /* ------------------------------------------------------------ commands */

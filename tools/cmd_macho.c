@@ -552,35 +552,38 @@ static int export_cb(void *ctx, const dk_export *e)
         o_obj_end(o);
         return 0;
     }
-    /* "%s0x%0*llx%s  %s%s%s" without printf: one line per export of tries with 100,000s */
-    char addr[24];
-    size_t na, width = x->is64 ? 16 : 8;
-    if (e->flags & DK_EXPORT_REEXPORT) {
-        memset(addr, ' ', width + 2);
-        na = width + 2;
-    } else {
-        char hex[16];
-        size_t nh = 0;
-        uint64_t v = e->address;
-        do {
-            hex[sizeof hex - 1 - nh++] = "0123456789abcdef"[v & 15];
-            v >>= 4;
-        } while (v);
-        size_t pad = nh < width ? width - nh : 0;
-        addr[0] = '0';
-        addr[1] = 'x';
-        memset(addr + 2, '0', pad);
-        memcpy(addr + 2 + pad, hex + sizeof hex - nh, nh);
-        na = 2 + pad + nh;
-    }
+    /* "%s0x%0*llx%s  %s%s%s" without printf, one write: tries have 100,000s of exports */
     const char *ca = c_addr(o), *cs = c_sym(o), *co = c_off(o);
-    o_write(o, ca, strlen(ca));
-    o_write(o, addr, na);
-    o_write(o, co, strlen(co));
-    o_write(o, "  ", 2);
-    o_write(o, cs, strlen(cs));
-    o_write(o, e->name, strlen(e->name));
-    o_write(o, co, strlen(co));
+    size_t width = x->is64 ? 16 : 8, nca = strlen(ca), ncs = strlen(cs), nco = strlen(co), nn = strlen(e->name);
+    char line[512], *p = line;
+    if (nca + 2 + 16 + nco + 2 + ncs + nn + nco <= sizeof line) {
+        memcpy(p, ca, nca);
+        p += nca;
+        if (e->flags & DK_EXPORT_REEXPORT) {
+            memset(p, ' ', width + 2);
+            p += width + 2;
+        } else {
+            *p++ = '0';
+            *p++ = 'x';
+            p = out_hex_at(p, e->address, (int)width);
+        }
+        memcpy(p, co, nco);
+        p += nco;
+        *p++ = ' ';
+        *p++ = ' ';
+        memcpy(p, cs, ncs);
+        p += ncs;
+        memcpy(p, e->name, nn);
+        p += nn;
+        memcpy(p, co, nco);
+        p += nco;
+        o_write(o, line, (size_t)(p - line));
+    } else {
+        o_printf(o, "%s", ca);
+        if (e->flags & DK_EXPORT_REEXPORT) o_printf(o, "%*s", (int)width + 2, "");
+        else o_printf(o, "0x%0*" PRIx64, (int)width, e->address);
+        o_printf(o, "%s  %s%s%s", co, cs, e->name, co);
+    }
     if (e->flags & DK_EXPORT_WEAK) o_printf(o, " [weak]");
     if (e->flags & DK_EXPORT_TLS) o_printf(o, " [thread-local]");
     if (e->flags & DK_EXPORT_ABSOLUTE) o_printf(o, " [absolute]");
@@ -614,22 +617,12 @@ typedef struct fix_ctx {
     out *o;
     const dk_macho *m;
     bool is64;
-    fixup_json_memo memo;
+    fixup_json_ctx json; /* fixup_json_cb */
     /* human lines: the padded "segment,section  " column of the last fixup */
     int loc_seg, loc_sect;
     size_t loc_len;
     char loc[64];
 } fix_ctx;
-
-/* V in hex, lower case, at P: at least WIDTH digits, zero-padded (printf's %0*llx). */
-static char *hex_at(char *p, uint64_t v, int width)
-{
-    static const char digits[] = "0123456789abcdef";
-    int n = v ? (67 - __builtin_clzll(v)) / 4 : 1;
-    if (n < width) n = width;
-    for (int i = n - 1; i >= 0; i--, v >>= 4) p[i] = digits[v & 15];
-    return p + n;
-}
 
 /* The plain rebase or bind line (no colour, no auth, no text relocation),
  * byte for byte what human_fixup prints; false for anything else. */
@@ -662,7 +655,7 @@ static bool human_fixup_fast(fix_ctx *x, const dk_fixup *f)
     memcpy(p, x->loc, x->loc_len);
     p += x->loc_len;
     memcpy(p, "0x", 2);
-    p = hex_at(p + 2, f->address, x->is64 ? 16 : 8);
+    p = out_hex_at(p + 2, f->address, x->is64 ? 16 : 8);
     memcpy(p, "  ", 2);
     p += 2;
     memcpy(p, kind, kl);
@@ -671,10 +664,10 @@ static bool human_fixup_fast(fix_ctx *x, const dk_fixup *f)
     *p++ = ' ';
     if (f->kind == DK_FIXUP_REBASE) {
         memcpy(p, "0x", 2);
-        p = hex_at(p + 2, f->target, 0);
+        p = out_hex_at(p + 2, f->target, 0);
         if (f->high8) {
             memcpy(p, " high8 0x", 9);
-            p = hex_at(p + 9, f->high8, 2);
+            p = out_hex_at(p + 9, f->high8, 2);
         }
     } else {
         memcpy(p, d, dl);
@@ -725,12 +718,6 @@ static int fixup_human_cb(void *ctx, const dk_fixup *f)
     return 0;
 }
 
-static int fixup_json_cb(void *ctx, const dk_fixup *f)
-{
-    fix_ctx *x = ctx;
-    emit_fixup_json(x->o, x->m, f, false, 0, &x->memo);
-    return 0;
-}
 
 static dk_status do_fixups(cli *c, dk_macho *m, const dk_slice *s, dk_error *err)
 {
@@ -751,7 +738,11 @@ static dk_status do_fixups(cli *c, dk_macho *m, const dk_slice *s, dk_error *err
                  "target", c_off(o));
     }
     /* the silent checking pass (cli_each_slice) only needs the errors */
-    dk_status st = dk_macho_foreach_fixup(m, o->null ? NULL : o->json ? fixup_json_cb : fixup_human_cb, &x, err);
+    x.json.o = o;
+    x.json.m = m;
+    dk_status st = o->null   ? dk_macho_foreach_fixup(m, NULL, NULL, err)
+                   : o->json ? dk_macho_foreach_fixup(m, fixup_json_cb, &x.json, err)
+                             : dk_macho_foreach_fixup(m, fixup_human_cb, &x, err);
     if (o->json) o_arr_end(o);
     return st;
 }

@@ -73,7 +73,7 @@ const char *c_off(const out *o);
 void uuid_string(const uint8_t uuid[16], char text[37]);
 
 /* The buffer is written out once it holds OUT_FLUSH_AT bytes (it has room for twice that). */
-#define OUT_FLUSH_AT (1u << 16)
+#define OUT_FLUSH_AT (1u << 18)
 /** Write the buffer to the stream and empty it. */
 void out_write_buffer(out *o);
 
@@ -139,6 +139,31 @@ static inline __attribute__((always_inline)) size_t u64_digits(uint64_t v, char 
     d >>= 8 * lz;
     memcpy(buf, &d, 8);
     return 8 - lz;
+}
+
+/* The 16 hex digits (lower case) of V at P, most significant first: each
+ * 32-bit half's nibbles spread into the bytes of a word, turned into ASCII
+ * ('0' + d, plus 'a' - '0' - 10 where d > 9) and byte-swapped into order. */
+static inline uint64_t out_hex8(uint32_t u)
+{
+    uint64_t x = u;
+    x = (x | x << 16) & 0x0000FFFF0000FFFFull;
+    x = (x | x << 8) & 0x00FF00FF00FF00FFull;
+    x = (x | x << 4) & 0x0F0F0F0F0F0F0F0Full; /* byte i = nibble i */
+    x += 0x3030303030303030ull + (((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull) * ('a' - '0' - 10);
+    return __builtin_bswap64(x);
+}
+
+/* V in hex, lower case, at P: at least WIDTH (<= 16) digits, zero-padded
+ * (printf's %0*llx); returns the end. */
+static inline char *out_hex_at(char *p, uint64_t v, int width)
+{
+    int n = v ? (67 - __builtin_clzll(v)) / 4 : 1;
+    if (n < width) n = width;
+    uint64_t d[2] = {out_hex8((uint32_t)(v >> 32)), out_hex8((uint32_t)v)};
+    if (n == 16) memcpy(p, d, 16);
+    else memcpy(p, (const char *)d + 16 - n, (size_t)n);
+    return p + n;
 }
 
 static inline __attribute__((always_inline)) char *json_u64_at(char *p, uint64_t v) { return p + u64_digits(v, p); }

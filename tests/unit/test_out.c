@@ -7,6 +7,26 @@
 
 #include "unit.h"
 
+static void test_hex(void)
+{
+    char buf[32], want[32];
+    int bad = 0;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (uint64_t i = 0; i < 300000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t val = i < 70000 ? i : x >> (x % 64); /* every nibble value; all magnitudes */
+        int width = (int)(i % 17);
+        char *end = out_hex_at(buf, val, width);
+        *end = 0;
+        snprintf(want, sizeof want, "%0*" PRIx64, width, val);
+        bad += strcmp(buf, want) != 0;
+    }
+    CHECK(bad == 0);
+    char *end = out_hex_at(buf, UINT64_MAX, 16);
+    *end = 0;
+    CHECK(strcmp(buf, "ffffffffffffffff") == 0);
+}
+
 static void test_digits(void)
 {
     char buf[32], want[32];
@@ -147,6 +167,7 @@ static void test_in_place(void)
 int main(void)
 {
     test_digits();
+    test_hex();
     test_strings();
     test_utf8();
     test_in_place();
