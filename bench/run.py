@@ -6,11 +6,12 @@
 Every comparison runs its two sides interleaved (A B A B ...) in the same
 invocation, BENCH_RUNS times (default 5), and reports medians: the machine
 is shared, so ratios are what count and absolute times are context.  Peak
-memory is ru_maxrss of the process (wait4), the same number /usr/bin/time -v
-prints as "Maximum resident set size".
+memory is GNU time's "Maximum resident set size" (one extra run per
+command); wall and CPU times are of the command run directly.
 """
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -25,19 +26,29 @@ TMPDIR = "/tmp"
 
 
 def measure(cmd, cwd=None):
-    """Wall seconds, CPU seconds (user+sys) and peak RSS (KiB) of CMD, its
-    output thrown away.  RSS and CPU come from /usr/bin/time (GNU time), whose
-    small process is what forks CMD: the rusage of a child forked from this
-    Python process would count the parent's pages in ru_maxrss."""
-    tf = os.path.join(TMPDIR, "time.txt")
+    """Wall and CPU seconds (user+sys) of CMD run directly, its output thrown
+    away.  CPU is this process's children rusage before and after (in
+    microseconds); timing under GNU time would add its own exec (~4 ms of
+    CPU on these machines) to every number."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run([TIME, "-f", "%U %S %M", "-o", tf, *cmd], cwd=cwd, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE)
+    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise SystemExit("bench: %s exited %d: %s" % (" ".join(cmd), p.returncode, p.stderr.decode(errors="replace")))
-    u, s_, m = open(tf).read().split()[-3:]
-    return dt, float(u) + float(s_), int(m)
+    return dt, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def peak_rss(cmd, cwd=None):
+    """Peak RSS (KiB) of CMD, from a run under GNU time: its small process is
+    what forks CMD (the rusage of a child forked from this Python process
+    would count the parent's pages in ru_maxrss)."""
+    tf = os.path.join(TMPDIR, "time.txt")
+    p = subprocess.run([TIME, "-f", "%M", "-o", tf, *cmd], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        raise SystemExit("bench: %s exited %d: %s" % (" ".join(cmd), p.returncode, p.stderr.decode(errors="replace")))
+    return int(open(tf).read().split()[-1])
 
 
 def output_of(cmd):
@@ -53,8 +64,13 @@ class M:
 
 
 def side_by_side(cmds, runs=RUNS, before=None):
-    """Run each command of CMDS in turn, RUNS rounds (A B A B ...)."""
+    """Run each command of CMDS in turn, RUNS rounds (A B A B ...), after
+    one run of each under GNU time for its peak RSS."""
     res = [([], [], []) for _ in cmds]
+    for i, c in enumerate(cmds):
+        if before:
+            before(i)
+        res[i][2].append(peak_rss(c))
     for _ in range(runs):
         for i, c in enumerate(cmds):
             if before:
