@@ -355,8 +355,8 @@ static inline void copy32(char *d, const char *s)
 }
 
 /* The common fixup (no auth, no chain details, pointer type) as one piece of
- * JSON text, byte for byte what the general path below writes; false when
- * a string needs escaping or does not fit (the general path then runs). */
+ * JSON text, byte for byte what emit_fixup_json below writes; false when
+ * a string needs escaping or does not fit (emit_fixup_json then runs). */
 static inline __attribute__((always_inline)) bool fixup_json_fast(out *o, const dk_macho *m, const dk_fixup *f, fixup_json_memo *memo)
 {
     enum { ROOM = 768 };
@@ -401,7 +401,7 @@ static inline __attribute__((always_inline)) bool fixup_json_fast(out *o, const 
     return true;
 }
 
-static __attribute__((noinline)) void fixup_json_general(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next)
+__attribute__((noinline)) void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next)
 {
     o_obj(o, NULL);
     o_str(o, "kind", dk_fixup_kind_name(f->kind));
@@ -440,18 +440,10 @@ static __attribute__((noinline)) void fixup_json_general(out *o, const dk_macho 
     o_obj_end(o);
 }
 
-void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo)
-{
-    if (memo && o->json && !o->null && o->depth > 0 && !f->strong && !chain && !f->auth && f->type <= 1 &&
-        fixup_json_fast(o, m, f, memo))
-        return;
-    fixup_json_general(o, m, f, chain, next);
-}
-
 int fixup_json_cb(void *ctx, const dk_fixup *f)
 {
     fixup_json_ctx *x = ctx;
     if (f->strong || f->auth || f->type > 1 || x->o->depth <= 0 || !fixup_json_fast(x->o, x->m, f, &x->memo))
-        fixup_json_general(x->o, x->m, f, false, 0);
+        emit_fixup_json(x->o, x->m, f, false, 0);
     return 0;
 }

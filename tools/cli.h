@@ -92,7 +92,7 @@ typedef struct fixup_json_memo {
     char dylib[96];     /* ,"dylib":"/usr/lib/libSystem.B.dylib" */
 } fixup_json_memo;
 /** One fixups[] element (interface.md); CHAIN adds raw, next and import_index. */
-void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next, fixup_json_memo *memo);
+void emit_fixup_json(out *o, const dk_macho *m, const dk_fixup *f, bool chain, uint32_t next);
 /** A dk_fixup_cb writing each fixup as a fixups[] element of O (JSON, not
  *  discarded), one call per fixup; zero-initialise MEMO per image. */
 typedef struct fixup_json_ctx {

@@ -839,7 +839,7 @@ static int chain_cb(void *ctx, const dk_chain_item *it)
     case DK_CHAIN_FIXUP: {
         const dk_fixup *f = it->fixup;
         if (o->json) {
-            emit_fixup_json(o, x->m, f, true, it->next, NULL);
+            emit_fixup_json(o, x->m, f, true, it->next);
             break;
         }
         o_printf(o, "      %s0x%08" PRIx64 "%s  %s%-6s%s  ", c_addr(o), f->address, c_off(o), c_head(o),
