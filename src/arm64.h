@@ -193,6 +193,64 @@ static inline uint32_t a64_word(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static inline void a64_put(uint8_t *p, uint32_t insn)
+{
+    p[0] = (uint8_t)insn;
+    p[1] = (uint8_t)(insn >> 8);
+    p[2] = (uint8_t)(insn >> 16);
+    p[3] = (uint8_t)(insn >> 24);
+}
+
+typedef enum { A64_RT_NONE, A64_RT_IN_PLACE, A64_RT_PREV, A64_RT_NEXT } a64_retarget_kind;
+
+/*
+ * Aim INSN, an ADR or a literal load that will sit at PC (its bytes at IP),
+ * at TARGET.  Within ±1 MiB (literal loads: word aligned) it is re-encoded in
+ * place.  Otherwise it becomes the ADRP pair the linker's LOH optimisation
+ * shortened (adrp+add -> adr+nop, adrp+ldr -> nop+ldr): ADRP Xd, TARGET@PAGE
+ * then ADD Xd, Xd, #lo12 (ADR) or LDR Wt|Xt / LDRSW, [Xt, #lo12] (a GPR load
+ * whose Rt serves as the base; TARGET must be aligned to the access size), in
+ * the instruction's slot and a NOP beside it.  PREV and NEXT are the words
+ * before and after (NULL where there is none to use); when both are NOPs,
+ * PREFER_NEXT picks.  The result says which was used: A64_RT_NEXT means the
+ * next word is now the pair's second half; A64_RT_NONE that nothing changed.
+ */
+static inline a64_retarget_kind a64_retarget(uint8_t *ip, uint8_t *prev, uint8_t *next, uint64_t pc, uint32_t insn,
+                                             uint64_t target, bool prefer_next)
+{
+    unsigned rd = insn & 31, size = 0;
+    uint64_t old;
+    bool gpr = false;
+    bool adr = (insn & 0x9F000000u) == 0x10000000u;
+    if (!adr && !a64_literal(insn, pc, &rd, &old, &size, &gpr)) return A64_RT_NONE;
+    if (adr ? a64_adr_in_range(pc, target) : a64_literal_in_range(pc, target)) {
+        a64_put(ip, adr ? a64_enc_adr(rd, pc, target) : a64_enc_literal(insn, pc, target));
+        return A64_RT_IN_PLACE;
+    }
+    uint32_t lo12 = (uint32_t)(target & 0xFFF);
+    if (!adr && (!gpr || lo12 % size)) return A64_RT_NONE;
+    uint32_t second = adr ? a64_enc_add_imm(rd, rd, lo12) : a64_enc_load_uimm_of_literal(insn, rd, lo12);
+    bool use_prev = prev && a64_word(prev) == A64_NOP, use_next = next && a64_word(next) == A64_NOP;
+    if (use_prev && use_next) use_prev = !prefer_next;
+    if (use_prev) {
+        a64_put(prev, a64_enc_adrp(rd, pc - 4, target));
+        a64_put(ip, second);
+        return A64_RT_PREV;
+    }
+    if (!use_next) return A64_RT_NONE;
+    a64_put(ip, a64_enc_adrp(rd, pc, target));
+    a64_put(next, second);
+    return A64_RT_NEXT;
+}
+
+/* a64_retarget on the word at OFF of CODE (SIZE bytes), with its neighbours inside CODE */
+static inline a64_retarget_kind a64_retarget_in(uint8_t *code, uint64_t size, uint64_t off, uint64_t pc, uint32_t insn, uint64_t target,
+                                                bool prefer_next)
+{
+    return a64_retarget(code + off, off >= 4 ? code + off - 4 : NULL, off + 8 <= size ? code + off + 4 : NULL, pc, insn, target,
+                        prefer_next);
+}
+
 /*
  * A GOT load as compilers emit it (LOADgot expands to adjacent instructions):
  * ADRP Xd, page at INSNS[0] followed by LDR Xt, [Xd, #off] (64-bit), or by

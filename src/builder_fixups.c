@@ -281,33 +281,11 @@ static dk_status fix_arm64_section(builder *b, bimage *im, const dk_section *sec
         if (!to_shared && (!moved(im, target, &ts2, &ntarget) || ts2 == si || seg_delta(&im->segs[ts2]) == d_text)) continue;
         if (dk__in_data_in_code(im->m, pc)) continue;
         if (to_shared) b->stats->got_loads_redirected++;
-        if (adr && a64_adr_in_range(npc, ntarget)) {
-            dk_wr32le(out + off, a64_enc_adr(rd, npc, ntarget));
-            continue;
-        }
-        if (lit && a64_literal_in_range(npc, ntarget)) {
-            dk_wr32le(out + off, a64_enc_literal(insn, npc, ntarget));
-            continue;
-        }
-        /* out of range: rebuild the ADRP pair in the NOP's slot */
-        bool nop_before = off >= 4 && dk_le32(out + off - 4) == A64_NOP;
-        bool nop_after = off + 8 <= sec->size && dk_le32(out + off + 4) == A64_NOP;
-        uint64_t lo12 = ntarget & 0xFFF;
-        if (adr && nop_after) {
-            dk_wr32le(out + off, a64_enc_adrp(rd, npc, ntarget));
-            dk_wr32le(out + off + 4, a64_enc_add_imm(rd, rd, (uint32_t)lo12));
-            off += 4;
-            continue;
-        }
-        if (lit && gpr && lo12 % size == 0 && (nop_before || nop_after)) {
-            uint64_t at = nop_before ? off - 4 : off;
-            uint64_t apc = (uint64_t)((int64_t)(sec->addr + at) + d_text);
-            dk_wr32le(out + at, a64_enc_adrp(rd, apc, ntarget));
-            dk_wr32le(out + at + 4, a64_enc_load_uimm_of_literal(insn, rd, (uint32_t)lo12));
-            if (nop_after) off += 4;
-            continue;
-        }
-        return dk_fail(b->err, DK_E_UNSUPPORTED, "%s: %s at 0x%llx cannot reach 0x%llx after layout (no NOP beside it to make an ADRP pair)",
+        /* in range: in place; else the ADRP pair in the NOP the linker left (ADR: after it, load: before it) */
+        a64_retarget_kind k = a64_retarget_in(out, sec->size, off, npc, insn, ntarget, adr);
+        if (k == A64_RT_NEXT) off += 4;
+        if (k != A64_RT_NONE) continue;
+        return dk_fail(b->err, DK_E_UNSUPPORTED, "%s: %s at 0x%llx cannot reach 0x%llx after layout (no NOP beside it for an ADRP pair, or a load the pair cannot express)",
                        im->install_name, adr ? "ADR" : "literal load", (unsigned long long)pc, (unsigned long long)target);
     }
     return DK_OK;

@@ -331,15 +331,9 @@ static void direct_selector_loads(builder *b, bimage *im)
                 const uint8_t *lv = bld_at(b, slot, 8);
                 uint64_t s2 = lv ? dk_le64(lv) & 0x00FFFFFFFFFFFFFFull : 0;
                 if (s2 < b->selstr_addr || s2 >= b->selstr_addr + b->selstr_size) continue;
-                if (a64_adr_in_range(pc, s2)) {
-                    dk_wr32le(out + off, a64_enc_adr(rd, pc, s2));
-                } else if (off >= 4 && dk_le32(out + off - 4) == A64_NOP) {
-                    dk_wr32le(out + off - 4, a64_enc_adrp(rd, pc - 4, s2));
-                    dk_wr32le(out + off, a64_enc_add_imm(rd, rd, (uint32_t)(s2 & 0xFFF)));
-                } else {
-                    continue;
-                }
-                b->stats->selector_loads_direct++;
+                a64_retarget_kind k = a64_retarget_in(out, sec->size, off, pc, 0x10000000u | rd /* ADR xD */, s2, false);
+                if (k == A64_RT_NEXT) off += 4;
+                if (k != A64_RT_NONE) b->stats->selector_loads_direct++;
                 continue;
             }
             if (off + 8 > sec->size) break;

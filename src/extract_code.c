@@ -401,16 +401,9 @@ static dk_status restore_got_loads(stub_ctx *c)
             }
             if (!a64_literal(insn, pc, &rd, &shared, &size, &gpr) || !gpr || size != 8 || x_in_image(s, shared)) continue;
             if (!(own = own_slot_for(c, &held, shared, &st))) continue;
-            if (a64_literal_in_range(pc, own)) {
-                dk_wr32le(p + off, a64_enc_literal(insn, pc, own));
-            } else if (off >= 4 && dk_le32(p + off - 4) == A64_NOP) {
-                dk_wr32le(p + off - 4, a64_enc_adrp(rd, pc - 4, own));
-                dk_wr32le(p + off, a64_enc_load_uimm_of_literal(insn, rd, (uint32_t)(own & 0xFFF)));
-            } else if (off + 8 <= sec->size && dk_le32(p + off + 4) == A64_NOP) {
-                dk_wr32le(p + off, a64_enc_adrp(rd, pc, own));
-                dk_wr32le(p + off + 4, a64_enc_load_uimm_of_literal(insn, rd, (uint32_t)(own & 0xFFF)));
-                off += 4;
-            } else {
+            a64_retarget_kind k = a64_retarget_in(p, sec->size, off, pc, insn, own, false);
+            if (k == A64_RT_NEXT) off += 4;
+            if (k == A64_RT_NONE) {
                 s->st->got_loads_restored--;
                 s->st->got_loads_lost++;
             }

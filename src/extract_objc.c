@@ -357,17 +357,7 @@ dk_status x_objc_finish(xstate *s)
             uint32_t lit = (s->ptr == 8 ? 0x58000000u : 0x18000000u) | pd[k].dest_reg; /* LDR Xt|Wt, literal */
             uint8_t *prev = pc >= 4 ? x_at(s, pc - 4, 4) : NULL, *next = x_at(s, pc + 4, 4);
             if (!ip) continue;
-            if (a64_literal_in_range(pc, selref)) {
-                dk_wr32le(ip, a64_enc_literal(lit, pc, selref));
-            } else if (prev && dk_le32(prev) == A64_NOP) {
-                dk_wr32le(prev, a64_enc_adrp(pd[k].dest_reg, pc - 4, selref));
-                dk_wr32le(ip, a64_enc_load_uimm_of_literal(lit, pd[k].dest_reg, (uint32_t)(selref & 0xFFF)));
-            } else if (next && dk_le32(next) == A64_NOP) {
-                dk_wr32le(ip, a64_enc_adrp(pd[k].dest_reg, pc, selref));
-                dk_wr32le(next, a64_enc_load_uimm_of_literal(lit, pd[k].dest_reg, (uint32_t)(selref & 0xFFF)));
-            } else {
-                continue; /* no room: left addressing the string */
-            }
+            if (a64_retarget(ip, prev, next, pc, lit, selref, false) == A64_RT_NONE) continue; /* no room: left addressing the string */
             s->st->selector_loads_restored++;
             continue;
         }
