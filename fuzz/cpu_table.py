@@ -20,27 +20,31 @@ NOT_FINDINGS = ("timeout-547615cebf213b23a07ddd508d73f4b5d6cf1b0f",)
 
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else "build/libfuzzer/fuzz-runs.tsv"
-    tot = {t: {"wall": 0, "cpu": 0, "wall_only": 0, "execs": 0, "runs": 0, "found": 0, "clean": 0} for t in TARGETS}
+    def new():
+        return {"wall": 0, "cpu": 0, "wall_only": 0, "execs": 0, "runs": 0, "found": 0, "clean": 0}
+
+    tot = {t: new() for t in TARGETS}
     with open(path) as f:
         for line in f:
             r = line.rstrip("\n").split("\t")
             if len(r) == 5:
                 _, t, wall, execs, res = r
-                cpu = None
+                cpu = ""
             else:
                 _, t, wall, cpu, execs, res = r
-            x = tot.setdefault(t, {"wall": 0, "cpu": 0, "wall_only": 0, "execs": 0, "runs": 0, "found": 0, "clean": 0})
+            measured = cpu.isdigit()
+            x = tot.setdefault(t, new())
             x["runs"] += 1
             x["wall"] += int(wall)
             x["execs"] += int(execs) if execs.isdigit() else 0
-            if cpu is None or not cpu.isdigit():
-                x["wall_only"] += int(wall)
-            else:
+            if measured:
                 x["cpu"] += int(cpu)
+            else:
+                x["wall_only"] += int(wall)
             if res.startswith("FOUND") and not any(n in res for n in NOT_FINDINGS):
                 x["found"] += 1
                 x["clean"] = 0
-            elif cpu is not None and cpu.isdigit():
+            elif measured:
                 x["clean"] += int(cpu)
     print("| target | runs | wall time | CPU time | executions | findings | measured CPU since the last finding |")
     print("|---|---|---|---|---|---|---|")

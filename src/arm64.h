@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "internal.h" /* dk_le32, dk_wr32le */
+
 static inline int64_t dk_sext64(uint64_t v, unsigned bits)
 {
     uint64_t m = 1ull << (bits - 1);
@@ -188,18 +190,7 @@ static inline bool a64_adr_in_range(uint64_t pc, uint64_t target)
 /* BRK #imm */
 static inline bool a64_brk(uint32_t insn) { return (insn & 0xFFE0001Fu) == 0xD4200000u; }
 
-static inline uint32_t a64_word(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void a64_put(uint8_t *p, uint32_t insn)
-{
-    p[0] = (uint8_t)insn;
-    p[1] = (uint8_t)(insn >> 8);
-    p[2] = (uint8_t)(insn >> 16);
-    p[3] = (uint8_t)(insn >> 24);
-}
+static inline uint32_t a64_word(const uint8_t *p) { return dk_le32(p); }
 
 typedef enum { A64_RT_NONE, A64_RT_IN_PLACE, A64_RT_PREV, A64_RT_NEXT } a64_retarget_kind;
 
@@ -218,13 +209,13 @@ typedef enum { A64_RT_NONE, A64_RT_IN_PLACE, A64_RT_PREV, A64_RT_NEXT } a64_reta
 static inline a64_retarget_kind a64_retarget(uint8_t *ip, uint8_t *prev, uint8_t *next, uint64_t pc, uint32_t insn,
                                              uint64_t target, bool prefer_next)
 {
-    unsigned rd = insn & 31, size = 0;
+    unsigned rd = 0, size = 0;
     uint64_t old;
     bool gpr = false;
-    bool adr = (insn & 0x9F000000u) == 0x10000000u;
+    bool adr = a64_adr(insn, pc, &rd, &old);
     if (!adr && !a64_literal(insn, pc, &rd, &old, &size, &gpr)) return A64_RT_NONE;
     if (adr ? a64_adr_in_range(pc, target) : a64_literal_in_range(pc, target)) {
-        a64_put(ip, adr ? a64_enc_adr(rd, pc, target) : a64_enc_literal(insn, pc, target));
+        dk_wr32le(ip, adr ? a64_enc_adr(rd, pc, target) : a64_enc_literal(insn, pc, target));
         return A64_RT_IN_PLACE;
     }
     uint32_t lo12 = (uint32_t)(target & 0xFFF);
@@ -233,13 +224,13 @@ static inline a64_retarget_kind a64_retarget(uint8_t *ip, uint8_t *prev, uint8_t
     bool use_prev = prev && a64_word(prev) == A64_NOP, use_next = next && a64_word(next) == A64_NOP;
     if (use_prev && use_next) use_prev = !prefer_next;
     if (use_prev) {
-        a64_put(prev, a64_enc_adrp(rd, pc - 4, target));
-        a64_put(ip, second);
+        dk_wr32le(prev, a64_enc_adrp(rd, pc - 4, target));
+        dk_wr32le(ip, second);
         return A64_RT_PREV;
     }
     if (!use_next) return A64_RT_NONE;
-    a64_put(ip, a64_enc_adrp(rd, pc, target));
-    a64_put(next, second);
+    dk_wr32le(ip, a64_enc_adrp(rd, pc, target));
+    dk_wr32le(next, second);
     return A64_RT_NEXT;
 }
 

@@ -41,9 +41,9 @@ enum {
 
 static void put3(uint8_t *b, uint32_t w0, uint32_t w1, uint32_t w2)
 {
-    a64_put(b, w0);
-    a64_put(b + 4, w1);
-    a64_put(b + 8, w2);
+    dk_wr32le(b, w0);
+    dk_wr32le(b + 4, w1);
+    dk_wr32le(b + 8, w2);
 }
 
 /* a64_retarget of the middle word of W0 W1 W2 (at PC); the three words after it in *OUT */
@@ -134,13 +134,13 @@ int main(void)
     CHECK(rt(NOP, ADRP_X1_4F08000, NOP, 0x100004, 0x5008010, false, w) == A64_RT_NONE && w[1] == ADRP_X1_4F08000);
     /* a64_retarget_in: the neighbours come from the buffer, none before offset 0 or past its end */
     uint8_t code[8];
-    a64_put(code, LDR_X1_LIT_8);
-    a64_put(code + 4, NOP);
+    dk_wr32le(code, LDR_X1_LIT_8);
+    dk_wr32le(code + 4, NOP);
     CHECK(a64_retarget_in(code, 8, 0, 0x100000, LDR_X1_LIT_8, 0x5008018, false) == A64_RT_NEXT);
     CHECK_EQ_U64(a64_word(code), ADRP_X1_4F08000);
     CHECK_EQ_U64(a64_word(code + 4), LDR_X1_X1_18);
-    a64_put(code, NOP);
-    a64_put(code + 4, LDR_X1_LIT_8);
+    dk_wr32le(code, NOP);
+    dk_wr32le(code + 4, LDR_X1_LIT_8);
     CHECK(a64_retarget_in(code, 4, 0, 0x100000, NOP, 0x5008018, false) == A64_RT_NONE);
     CHECK(a64_retarget_in(code + 4, 4, 0, 0x100004, LDR_X1_LIT_8, 0x5008018, false) == A64_RT_NONE); /* its NOP is outside */
     CHECK(a64_retarget_in(code, 8, 4, 0x100004, LDR_X1_LIT_8, 0x5008018, false) == A64_RT_PREV);
