@@ -5,7 +5,7 @@
 #   make asan         the whole test suite under ASan + UBSan
 #   make fuzz         libFuzzer targets (clang-22), FUZZ_SECONDS each (FUZZING.md);
 #                     make check ends with CI_FUZZ_SECONDS (20) of each
-#   make fuzz-cli     FUZZ_MUTATIONS corpus mutations through every command, ASan/UBSan
+#   make fuzz-cli     the whole corpus, then FUZZ_MUTATIONS mutations of it, through every command, ASan/UBSan
 #   make bench        benchmarks (see BENCHMARKS.md)
 #   make demo         build and run dyldkit on the embedded example
 #   make install PREFIX=/usr/local
@@ -190,12 +190,15 @@ $(BUILD)/fuzzers/%: fuzz/fuzz_%.c fuzz/fuzz.h $(HEADERS) $(STATIC)
 FUZZ_MUTATIONS ?= 10000
 FUZZ_JOBS      ?= 2
 FUZZ_CLI_LEAKS ?= 0
+FUZZ_CLI_ENV = DK_BUILD=$(abspath build/asan) DYLDKIT=$(abspath build/asan/dyldkit) DK_SLOW=6 \
+  ASAN_OPTIONS=detect_leaks=$(FUZZ_CLI_LEAKS):abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
 fuzz-cli:
 	./scripts/deps.sh
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g $(FUZZ_SAN)" LDFLAGS="-fsanitize=address,undefined" all build/asan/fuzz-cli-server
-	DK_BUILD=$(abspath build/asan) DYLDKIT=$(abspath build/asan/dyldkit) DK_SLOW=6 \
-	  ASAN_OPTIONS=detect_leaks=$(FUZZ_CLI_LEAKS):abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  python3 fuzz/cli_mutations.py --count $(FUZZ_MUTATIONS) --jobs $(FUZZ_JOBS) --server $(abspath build/asan/fuzz-cli-server)
+	$(FUZZ_CLI_ENV) python3 fuzz/cli_mutations.py --originals --jobs $(FUZZ_JOBS) --server $(abspath build/asan/fuzz-cli-server) \
+	  --report build/asan/cli-originals.json
+	$(FUZZ_CLI_ENV) python3 fuzz/cli_mutations.py --count $(FUZZ_MUTATIONS) --jobs $(FUZZ_JOBS) --server $(abspath build/asan/fuzz-cli-server)
 
 $(BUILD)/obj/fuzz/dyldkit_cli_main.o: tools/dyldkit.c $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -23,6 +23,10 @@ resolve --all print their report before the finding and extract prints its
 summary.  Runs whose CPU time (user+sys of that process) or wall time exceeds
 2 seconds are counted and listed.  Failing mutants are kept in --keep.
 
+--originals runs the whole corpus unmutated instead (every Mach-O of any size,
+the malformed ones included, and every cache), each file twice so that every
+command sees it both with --json and without.
+
 Use the sanitizer build (make fuzz-cli: DYLDKIT=build/asan/dyldkit); DYLDKIT
 and DK_SLOW are read as by the tests.  --server BIN (fuzz/cli_server.c, built
 as $BUILD/fuzz-cli-server) runs each command as a fork of one already started
@@ -64,7 +68,7 @@ FINDING_CMDS = ("verify", "resolve")
 
 def run(args, timeout):
     """(rc or None when killed, stdout, stderr, wall seconds, cpu seconds)."""
-    rc, out, err, wall, ru = dktest.run_measured(args, timeout, keep=1 << 20)
+    rc, out, err, wall, ru = dktest.run_measured(args, timeout, keep=256 << 20)
     return rc, out, err, wall, ru.ru_utime + ru.ru_stime
 
 
@@ -216,6 +220,9 @@ def main():
     ap.add_argument("--keep", default=os.path.join(dktest.BUILD, "cli-mutants"))
     ap.add_argument("--report", default=os.path.join(dktest.BUILD, "cli-mutations.json"))
     ap.add_argument("--server", help="fuzz/cli_server binary: fork each run from it instead of starting DYLDKIT")
+    ap.add_argument("--originals", action="store_true",
+                    help="run the whole corpus unmutated instead (every Mach-O of any size, malformed ones too, and "
+                         "every cache), each file twice: --json first and human first")
     a = ap.parse_args()
 
     rows = [r for r in dktest.corpus_manifest() if not r["path"].startswith("dyld_caches/")]
@@ -226,8 +233,10 @@ def main():
     if not macho or not caches:
         print("cli-mutations: corpus or caches missing (%d Mach-O files, %d caches)" % (len(macho), len(caches)))
         sys.exit(1)
+    everything = sorted(r["abspath"] for r in rows) + caches
+    cache_set = set(caches)
     originals = {}
-    for p in macho + caches:
+    for p in ([] if a.originals else macho + caches):
         with open(p, "rb") as f:
             originals[p] = f.read()
     tmp = tempfile.mkdtemp(prefix="dk-climut-")
@@ -250,6 +259,44 @@ def main():
 
     servers = []
 
+    def commands(path, is_cache, parity, extra):
+        """Every command on PATH: (fails, slow runs, rejected by some command, CPU sum, max CPU, max wall, runs)."""
+        fails, slow, rejected = [], [], False
+        cpu_sum, cpu_max, wall_max = 0.0, 0.0, 0.0
+        cmds = CACHE_CMDS if is_cache else MACHO_CMDS
+        for k, cmd in enumerate(cmds):
+            json_out = (parity + k) % 2 == 0 and cmd != "cache extract"
+            rc, out, err, wall, cpu = runner(argv(cmd, path, json_out, extra))
+            rejected |= rc == 1
+            cpu_sum += cpu
+            cpu_max, wall_max = max(cpu_max, cpu), max(wall_max, wall)
+            if cpu > SLOW_SECONDS or wall > SLOW_SECONDS:
+                slow.append({"cmd": cmd, "cpu": round(cpu, 3), "wall": round(wall, 3)})
+            for pr in check(cmd, rc, out, err, path, json_out, wall, cpu):
+                fails.append("%s%s: %s" % (cmd, " --json" if json_out else "", pr))
+        shutil.rmtree(extra["out"], ignore_errors=True)
+        return fails, slow, rejected, cpu_sum, cpu_max, wall_max, len(cmds)
+
+    def record(i, src, desc, is_cache, res):
+        fails, slow, rejected, cpu_sum, cpu_max, wall_max, nruns = res
+        with lock:
+            stats["mutants"] += 1
+            stats["cache_mutants"] += is_cache
+            stats["runs"] += nruns
+            stats["rejected"] += rejected
+            stats["cpu_total"] += cpu_sum
+            stats["max_cpu"] = max(stats["max_cpu"], cpu_max)
+            stats["max_wall"] = max(stats["max_wall"], wall_max)
+            stats["slow"] += [dict(sl, mutant=i, source=os.path.relpath(src, ROOT + "/..")) for sl in slow]
+            for fl in fails:
+                stats["failures"].append({"mutant": i, "source": os.path.relpath(src, ROOT + "/.."), "mutation": desc,
+                                          "problem": fl})
+                print("FAIL: %s %s (%s) -> %s: %s" % ("original" if i is None else "mutant %d of" % i, src, desc,
+                                                     a.keep, fl), flush=True)
+            if stats["mutants"] % 500 == 0:
+                print("cli-mutations: %d %s done" % (stats["mutants"], "files" if a.originals else "mutants"),
+                      flush=True)
+
     def one(i):
         rng = random.Random("%d:%d" % (a.seed, i))
         is_cache = i % 10 == 9
@@ -258,60 +305,50 @@ def main():
         path = os.path.join(tmp, "m%05d-%s" % (i, os.path.basename(src)))
         with open(path, "wb") as f:
             f.write(data)
-        extra = {"root": root, "base": cache_base(data), "out": path + ".out"}
-        fails, slow, rejected = [], [], False
-        cpu_sum, cpu_max, wall_max = 0.0, 0.0, 0.0
-        for k, cmd in enumerate(CACHE_CMDS if is_cache else MACHO_CMDS):
-            json_out = (i + k) % 2 == 0 and cmd != "cache extract"
-            rc, out, err, wall, cpu = runner(argv(cmd, path, json_out, extra))
-            rejected |= rc == 1
-            cpu_sum += cpu
-            cpu_max, wall_max = max(cpu_max, cpu), max(wall_max, wall)
-            if cpu > SLOW_SECONDS or wall > SLOW_SECONDS:
-                slow.append({"mutant": i, "cmd": cmd, "cpu": round(cpu, 3), "wall": round(wall, 3)})
-            for pr in check(cmd, rc, out, err, path, json_out, wall, cpu):
-                fails.append("%s%s: %s" % (cmd, " --json" if json_out else "", pr))
-        shutil.rmtree(extra["out"], ignore_errors=True)
-        if fails:
+        res = commands(path, is_cache, i, {"root": root, "base": cache_base(data), "out": path + ".out"})
+        if res[0]:
             os.makedirs(a.keep, exist_ok=True)
             shutil.copy(path, a.keep)
         os.unlink(path)
-        with lock:
-            stats["mutants"] += 1
-            stats["cache_mutants"] += is_cache
-            stats["runs"] += len(CACHE_CMDS if is_cache else MACHO_CMDS)
-            stats["rejected"] += rejected
-            stats["cpu_total"] += cpu_sum
-            stats["max_cpu"] = max(stats["max_cpu"], cpu_max)
-            stats["max_wall"] = max(stats["max_wall"], wall_max)
-            stats["slow"] += slow
-            for fl in fails:
-                stats["failures"].append({"mutant": i, "source": os.path.relpath(src, ROOT + "/.."), "mutation": desc,
-                                          "problem": fl})
-                print("FAIL: mutant %d of %s (%s) -> %s: %s" % (i, os.path.basename(src), desc, a.keep, fl), flush=True)
-            if stats["mutants"] % 500 == 0:
-                print("cli-mutations: %d mutants done" % stats["mutants"], flush=True)
+        record(i, src, desc, is_cache, res)
+
+    def original(job):
+        """An unmutated corpus file through every command, --json and human both ways round."""
+        src, is_cache, parity = job
+        with open(src, "rb") as f:
+            head = f.read(0x1000)
+        out = os.path.join(tmp, "o%d-%s.out" % (parity, os.path.basename(src)))
+        record(None, src, "unmutated, %s first" % ("--json" if parity == 0 else "human"), is_cache,
+               commands(src, is_cache, parity, {"root": root, "base": cache_base(head), "out": out}))
 
     t0 = time.time()
     try:
         with ThreadPoolExecutor(max_workers=a.jobs) as ex:
-            list(ex.map(one, range(a.first, a.count)))
+            if a.originals:
+                jobs = [(p, p in cache_set, parity) for p in everything for parity in (0, 1)]
+                list(ex.map(original, jobs))
+            else:
+                list(ex.map(one, range(a.first, a.count)))
     finally:
         for sv in servers:
             sv.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    stats.update({"seed": a.seed, "first": a.first, "count": a.count, "dyldkit": a.server or dktest.DYLDKIT,
+    stats.update({"originals": a.originals, "seed": a.seed, "first": a.first, "count": a.count,
+                  "dyldkit": a.server or dktest.DYLDKIT,
                   "asan_options": os.environ.get("ASAN_OPTIONS", ""),
                   "seconds": round(time.time() - t0), "macho_sources": len(macho), "cache_sources": len(caches)})
     stats["slow"].sort(key=lambda s: -max(s["cpu"], s["wall"]))
     os.makedirs(os.path.dirname(os.path.abspath(a.report)), exist_ok=True)
     with open(a.report, "w") as f:
         json.dump(stats, f, indent=1)
-    print("cli-mutations: %d mutants (%d of caches) of %d files, seed %d, %d runs in %ds (%.0f CPU s); %d rejected by "
-          "some command; max %.2fs CPU, %.2fs wall per run; %d runs over %gs; %d failures"
-          % (stats["mutants"], stats["cache_mutants"], len(macho) + len(caches), a.seed, stats["runs"], stats["seconds"],
-             stats["cpu_total"], stats["rejected"], stats["max_cpu"], stats["max_wall"], len(stats["slow"]), SLOW_SECONDS,
-             len(stats["failures"])))
+    what = ("whole corpus unmutated: %d passes (%d of caches) over %d files, --json first and human first"
+            % (stats["mutants"], stats["cache_mutants"], len(everything)) if a.originals else
+            "%d mutants (%d of caches) of %d files, seed %d" % (stats["mutants"], stats["cache_mutants"],
+                                                                 len(macho) + len(caches), a.seed))
+    print("cli-mutations: %s, %d runs in %ds (%.0f CPU s); %d rejected by some command; max %.2fs CPU, %.2fs wall per "
+          "run; %d runs over %gs; %d failures"
+          % (what, stats["runs"], stats["seconds"], stats["cpu_total"], stats["rejected"], stats["max_cpu"],
+             stats["max_wall"], len(stats["slow"]), SLOW_SECONDS, len(stats["failures"])))
     sys.exit(1 if stats["failures"] else 0)
 
 

@@ -8,7 +8,9 @@
  *   request:  the arguments after "dyldkit", separated by 0x1F, then '\n'
  *   response: "<status> <signal> <wall_us> <cpu_us> <outlen> <errlen>\n",
  *             then OUTLEN bytes of stdout and ERRLEN bytes of stderr (each
- *             cut at 1 MiB; a longer output is drained and counted, not kept).
+ *             kept whole up to 256 MiB, so that a large --json document of an
+ *             unmutated corpus file can be checked; beyond that it is drained
+ *             and cut).
  * STATUS is the exit status (-1 when killed by a signal, SIGNAL then names
  * it; a run longer than DK_CLI_TIMEOUT seconds, default 60, is killed with
  * SIGKILL).  CPU is the child's user+system time.
@@ -31,13 +33,13 @@
 
 int dyldkit_cli_main(int argc, char **argv);
 
-#define KEEP (1u << 20)
+#define KEEP ((size_t)256 << 20)
 #define MAX_ARGS 64
 
 typedef struct capture {
     int fd;
     char *buf;
-    size_t len;
+    size_t len, size;
     int open;
 } capture;
 
@@ -58,7 +60,14 @@ static void drain(capture *c)
         c->open = 0;
         return;
     }
-    size_t room = KEEP - c->len, take = (size_t)n < room ? (size_t)n : room;
+    if (c->size - c->len < (size_t)n && c->size < KEEP) {
+        size_t size = c->size * 2 < KEEP ? c->size * 2 : KEEP;
+        char *buf = realloc(c->buf, size);
+        if (!buf) abort();
+        c->buf = buf;
+        c->size = size;
+    }
+    size_t room = c->size - c->len, take = (size_t)n < room ? (size_t)n : room;
     memcpy(c->buf + c->len, tmp, take);
     c->len += take;
 }
@@ -96,7 +105,7 @@ static int serve(char *line, double timeout)
     }
     close(po[1]);
     close(pe[1]);
-    capture cap[2] = {{po[0], malloc(KEEP), 0, 1}, {pe[0], malloc(KEEP), 0, 1}};
+    capture cap[2] = {{po[0], malloc(1u << 16), 0, 1u << 16, 1}, {pe[0], malloc(1u << 16), 0, 1u << 16, 1}};
     if (!cap[0].buf || !cap[1].buf) abort();
     int killed = 0;
     while (cap[0].open || cap[1].open) {
