@@ -46,6 +46,17 @@ static int region_of(const dk_segment *g)
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
+/* The image one of whose segments holds the new address ADDR (NULL: none). */
+const bimage *bld_image_at(const builder *b, uint64_t addr)
+{
+    for (size_t i = 0; i < b->nimgs; i++)
+        for (size_t k = 0; k < b->imgs[i].nsegs; k++) {
+            const bseg *s = &b->imgs[i].segs[k];
+            if (s->old_size && addr >= s->new_addr && addr - s->new_addr < s->old_size) return &b->imgs[i];
+        }
+    return NULL;
+}
+
 bool bld_xlate(const builder *b, const bimage *im, uint64_t old, uint64_t *out)
 {
     (void)b;
@@ -159,6 +170,9 @@ static dk_status load_inputs(builder *b)
             b->arch = dk_macho_arch(im->m);
             b->cputype = h->cputype;
             b->cpusubtype = h->cpusubtype & ~CPU_SUBTYPE_MASK;
+            if (h->cputype != CPU_TYPE_ARM64 && h->cputype != CPU_TYPE_ARM64_32 && h->cputype != CPU_TYPE_X86_64)
+                return dk_fail(b->err, DK_E_UNSUPPORTED, "%s is %s: cannot build a cache for it (arm64, arm64e, arm64_32 and x86_64 only)",
+                               im->path, b->arch);
         } else if (h->cputype != b->cputype || (h->cpusubtype & ~CPU_SUBTYPE_MASK) != b->cpusubtype) {
             return dk_fail(b->err, DK_E_ARG, "%s is %s but %s is %s: a cache holds one architecture", im->path,
                            dk_macho_arch(im->m), b->imgs[0].path, b->arch);
@@ -173,8 +187,6 @@ static dk_status load_inputs(builder *b)
     b->x86_64 = b->cputype == CPU_TYPE_X86_64;
     b->is64 = b->cputype != CPU_TYPE_ARM64_32;
     b->ptr = b->is64 ? 8 : 4;
-    if (!b->arm64 && !b->x86_64)
-        return dk_fail(b->err, DK_E_UNSUPPORTED, "cannot build a cache for %s (arm64, arm64e, arm64_32 and x86_64 only)", b->arch);
     b->page = b->x86_64 ? 0x1000 : 0x4000;
     b->base = b->x86_64 ? 0x7FFF20000000ull : b->is64 ? 0x180000000ull : 0x1A000000ull;
     int def = b->arm64e ? 3 : b->is64 ? 2 : 4;
@@ -194,7 +206,10 @@ static dk_status check_closure(builder *b)
     dk_status st = dk_imageset_new(&so, &b->set, b->err);
     if (st) return st;
     for (size_t i = 0; i < b->nimgs; i++)
-        if ((st = dk_imageset_add_macho(b->set, b->imgs[i].m, b->imgs[i].path, &b->imgs[i].set_index, b->err))) return st;
+        if ((st = dk_imageset_add_macho(b->set, b->imgs[i].m, b->imgs[i].path, &b->imgs[i].set_index, b->err))) {
+            dk_error_prefix(b->err, "%s: ", b->imgs[i].path);
+            return st;
+        }
     char msg[400] = "";
     size_t missing = 0;
     for (size_t i = 0; i < b->nimgs; i++) {

@@ -107,6 +107,7 @@ typedef struct region {
     uint64_t map_addr, map_size; /* the mapping (may start earlier to cover a sub-cache header) */
     slide_ptr *ptrs;
     size_t nptrs, capptrs;
+    uint64_t at;         /* the pointer being encoded: an encoding error names its image */
     dk_buf slide;                /* encoded slide info */
     uint64_t slide_file_off;
 } region;
@@ -152,6 +153,7 @@ typedef struct builder {
 void bld_warn(builder *b, const char *fmt, ...) DK_PRINTF(2, 3);
 /** New address for OLD in image I (segment-relative translation); false if OLD is in no segment. */
 bool bld_xlate(const builder *b, const bimage *im, uint64_t old, uint64_t *out);
+const bimage *bld_image_at(const builder *b, uint64_t addr);
 /** Every fixup of M sorted by address (the index dk__fixups_at builds); *ST set on failure. */
 const dk_fixup *bld_fixup_index(dk_macho *m, size_t *n, dk_error *err, dk_status *st);
 /** The builder's image index of image-set image SET_INDEX, -1 when it is not an input. */

@@ -48,14 +48,14 @@ static int collect_export(void *ctx, const dk_export *e)
     }
     uint64_t n;
     if (!bld_xlate(c->b, c->im, e->address, &n)) {
-        c->st = dk_fail(c->b->err, DK_E_MALFORMED, "%s: export %s at 0x%llx is outside its segments", c->im->install_name, e->name,
+        c->st = dk_fail(c->b->err, DK_E_MALFORMED, "export %s at 0x%llx is outside its segments", e->name,
                         (unsigned long long)e->address);
         return 1;
     }
     t->address = n - c->im->new_base;
     if (e->flags & DK_EXPORT_RESOLVER) {
         if (!bld_xlate(c->b, c->im, e->resolver, &n)) {
-            c->st = dk_fail(c->b->err, DK_E_MALFORMED, "%s: resolver of %s outside its segments", c->im->install_name, e->name);
+            c->st = dk_fail(c->b->err, DK_E_MALFORMED, "resolver of %s outside its segments", e->name);
             return 1;
         }
         t->other = n - c->im->new_base;
@@ -477,8 +477,9 @@ dk_status bld_linkedit(builder *b)
     dk_status st = DK_OK;
     dk_strpool_add(&pool, "", 0);
     dk_strpool_add(&lpool, "", 0);
-    for (size_t i = 0; i < b->nimgs && !st; i++) {
-        bimage *im = &b->imgs[i];
+    size_t ii;
+    for (ii = 0; ii < b->nimgs && !st; ii++) {
+        bimage *im = &b->imgs[ii];
         if ((st = image_symbols(b, im, &nl, &pool, &lpool, &ind, 0))) break;
         dk_macho *m = im->m;
         dk_buf_align(&blobs, 8);
@@ -504,6 +505,7 @@ dk_status bld_linkedit(builder *b)
         }
         if ((st = kept_streams(b, im, &blobs))) break;
     }
+    if (st) dk_error_prefix(b->err, "%s: ", b->imgs[ii].path);
     if (!st) {
         /* assemble: nlists, indirect tables, blobs, patch table, dylibs trie, strings */
         region *le = &b->regions[R_LINKEDIT];

@@ -51,10 +51,12 @@ static dk_status encode_v2(builder *b, region *r)
         uint64_t pg = (r->ptrs[i].addr - r->map_addr) / page;
         size_t j = i;
         while (j < r->nptrs && (r->ptrs[j].addr - r->map_addr) / page == pg) j++;
+        r->at = r->ptrs[i].addr;
         if (r->ptrs[i].addr % 4) return dk_fail(b->err, DK_E_UNSUPPORTED, "pointer at 0x%llx is not 4-byte aligned", (unsigned long long)r->ptrs[i].addr);
         if (!o->oom) dk_wr16le(o->data + starts + 2 * pg, (uint16_t)(((r->ptrs[i].addr - r->map_addr) % page) / 4));
         for (size_t k = i; k < j; k++) {
             const slide_ptr *p = &r->ptrs[k];
+            r->at = p->addr;
             if (p->auth)
                 return dk_fail(b->err, DK_E_UNSUPPORTED, "authenticated pointer at 0x%llx cannot be described by slide info v2",
                                (unsigned long long)p->addr);
@@ -95,6 +97,7 @@ static dk_status encode_v35(builder *b, region *r, int version)
         if (!o->oom) dk_wr16le(o->data + starts + 2 * pg, (uint16_t)((r->ptrs[i].addr - r->map_addr) % page));
         for (size_t k = i; k < j; k++) {
             const slide_ptr *p = &r->ptrs[k];
+            r->at = p->addr;
             uint64_t delta = k + 1 < j ? r->ptrs[k + 1].addr - p->addr : 0;
             if (p->addr % 8 || delta % 8 || delta / 8 > 0x7FF)
                 return dk_fail(b->err, DK_E_UNSUPPORTED, "arm64e pointer at 0x%llx is not 8-byte aligned or too far from the next",
@@ -144,6 +147,7 @@ static dk_status encode_v1(builder *b, region *r)
     }
     for (size_t i = 0; i < r->nptrs; i++) {
         const slide_ptr *p = &r->ptrs[i];
+        r->at = p->addr;
         if (p->auth) {
             free(maps);
             free(toc);
@@ -214,6 +218,7 @@ static dk_status encode_v4(builder *b, region *r)
         size_t c0 = i;
         for (size_t k = i; k < j; k++) {
             const slide_ptr *p = &r->ptrs[k];
+            r->at = p->addr;
             if (p->auth) {
                 st = dk_fail(b->err, DK_E_UNSUPPORTED, "authenticated pointer at 0x%llx in a 32-bit cache", (unsigned long long)p->addr);
                 goto out;
@@ -273,6 +278,7 @@ out:
 dk_status bld_slide_encode(builder *b, region *r)
 {
     sort_ptrs(r);
+    r->at = UINT64_MAX;
     dk_status st;
     switch (b->slide_version) {
     case 1: st = encode_v1(b, r); break;
@@ -283,6 +289,10 @@ dk_status bld_slide_encode(builder *b, region *r)
     default: return dk_fail(b->err, DK_E_ARG, "unknown slide info version %d", b->slide_version);
     }
     if (!st && r->slide.oom) st = dk_fail(b->err, DK_E_NOMEM, "out of memory");
-    if (st) dk_error_prefix(b->err, "%s mapping: ", r->name);
+    if (st) {
+        const bimage *im = r->at != UINT64_MAX ? bld_image_at(b, r->at) : NULL;
+        if (im) dk_error_prefix(b->err, "%s: %s mapping: ", im->path, r->name);
+        else dk_error_prefix(b->err, "%s mapping: ", r->name);
+    }
     return st;
 }

@@ -323,6 +323,19 @@ def main():
                                  os.path.join(dktest.FIXTURES, "arm64-chained", "libminidep.dylib"),
                                  os.path.join(dktest.FIXTURES, "x86_64-chained", "libminic.dylib"))
         rep.ok(rc == 1 and (b"architecture" in err or b"slice" in err), "mixed architectures refused: %r" % err)
+        # a dylib the builder cannot take is named in the one error line, whichever stage
+        # finds the problem (the inputs, the export tries, the slide info encoding)
+        for rel, why in (("macho/gimli-object-testfiles/macho/fixup-chains-armv7k.dylib", b"cannot build a cache for it"),
+                         ("macho/llvm-project/llvm/test/tools/llvm-objdump/MachO/Inputs/macho-trie-node-loop",
+                          b"export trie: node at offset 0x5 reached twice"),
+                         ("macho/llvm-project/llvm/test/tools/llvm-objdump/MachO/AArch64/Inputs/rel-method-lists-arm64_32.dylib",
+                          b"DATA mapping: pointer at 0x")):
+            src = os.path.join(dktest.CORPUS, rel)
+            x = os.path.join(tmp, "named")
+            rc, out, err = dktest.dk("cache", "build", "--allow-unresolved", "-o", x, src)
+            lines = err.splitlines()
+            rep.ok(rc == 1 and not out and len(lines) == 1 and src.encode() in lines[0] and why in lines[0]
+                   and not os.path.exists(x), "%s refused, named in one line: %r" % (os.path.basename(rel), err))
     finally:
         shutil.rmtree(tmp)
     print("cache-build: %d pointers checked against the original dylibs" % total)
