@@ -13,7 +13,8 @@ stretches in LINKEDIT streams, insertions, deletions).  Each mutant goes
 through every CLI command that reads such a file, --json and human output
 alternating:
   Mach-O: info loadcmds segments symbols dylibs exports fixups chains opcodes
-          stubs objc verify, resolve --all (with an empty --root)
+          stubs objc verify, resolve --all (with an empty --root), cache build
+          --allow-unresolved (a failed build must leave no file behind)
   cache:  cache info / mappings / images / slide --pointers / addr / symbols / patches /
           extract --all, and info symbols exports fixups stubs objc on CACHE:0
 Every run must exit 0 or 1 (never a signal, a usage error or a sanitizer
@@ -35,6 +36,7 @@ sanitizer runtime's start-up cost on every run.  Prints one summary line and wri
 --report (JSON) with the counts, the slowest runs and every failure.
 """
 import argparse
+import glob
 import json
 import os
 import random
@@ -60,7 +62,7 @@ MAX_SIZE = 256 * 1024
 HANG_SECONDS = 20.0   # a run is killed (and reported as a hang) after this many seconds times DK_SLOW
 SLOW_SECONDS = 2.0    # runs above this (CPU or wall) are reported
 MACHO_CMDS = ["info", "loadcmds", "segments", "symbols", "dylibs", "exports", "fixups", "chains", "opcodes", "stubs",
-              "objc", "verify", "resolve"]
+              "objc", "verify", "resolve", "cache build"]
 CACHE_CMDS = ["cache info", "cache mappings", "cache images", "cache slide", "cache addr", "cache symbols", "cache patches",
               "cache extract", "info@0", "symbols@0", "exports@0", "fixups@0", "stubs@0", "objc@0"]
 FINDING_CMDS = ("verify", "resolve")
@@ -208,6 +210,8 @@ def argv(cmd, path, json_out, extra):
         return ["cache", "addr"] + j + [path, "0x%x" % (extra["base"] + 0x1000)]
     if cmd == "cache extract":
         return ["cache", "extract", path, "--all", "-o", extra["out"], "-j", "1"]
+    if cmd == "cache build":
+        return ["cache", "build"] + j + ["--allow-unresolved", "-o", extra["out"] + ".cache", path]
     return cmd.split() + j + [path]
 
 
@@ -244,7 +248,7 @@ def main():
     os.makedirs(root)
     lock = threading.Lock()
     stats = {"mutants": 0, "cache_mutants": 0, "runs": 0, "rejected": 0, "failures": [], "slow": [],
-             "max_cpu": 0.0, "max_wall": 0.0, "cpu_total": 0.0}
+             "max_cpu": 0.0, "max_wall": 0.0, "cpu_total": 0.0, "caches_built": 0}
 
     local = threading.local()
 
@@ -272,7 +276,17 @@ def main():
             cpu_max, wall_max = max(cpu_max, cpu), max(wall_max, wall)
             if cpu > SLOW_SECONDS or wall > SLOW_SECONDS:
                 slow.append({"cmd": cmd, "cpu": round(cpu, 3), "wall": round(wall, 3)})
-            for pr in check(cmd, rc, out, err, path, json_out, wall, cpu):
+            probs = check(cmd, rc, out, err, path, json_out, wall, cpu)
+            if cmd == "cache build":
+                built = glob.glob(glob.escape(extra["out"] + ".cache") + "*")
+                if rc != 0 and built:
+                    probs.append("failed build left %s" % ", ".join(os.path.basename(b) for b in built))
+                if rc == 0:
+                    with lock:
+                        stats["caches_built"] += 1
+                for b in built:
+                    os.unlink(b)
+            for pr in probs:
                 fails.append("%s%s: %s" % (cmd, " --json" if json_out else "", pr))
         shutil.rmtree(extra["out"], ignore_errors=True)
         return fails, slow, rejected, cpu_sum, cpu_max, wall_max, len(cmds)
@@ -345,10 +359,10 @@ def main():
             % (stats["mutants"], stats["cache_mutants"], len(everything)) if a.originals else
             "%d mutants (%d of caches) of %d files, seed %d" % (stats["mutants"], stats["cache_mutants"],
                                                                  len(macho) + len(caches), a.seed))
-    print("cli-mutations: %s, %d runs in %ds (%.0f CPU s); %d rejected by some command; max %.2fs CPU, %.2fs wall per "
-          "run; %d runs over %gs; %d failures"
-          % (what, stats["runs"], stats["seconds"], stats["cpu_total"], stats["rejected"], stats["max_cpu"],
-             stats["max_wall"], len(stats["slow"]), SLOW_SECONDS, len(stats["failures"])))
+    print("cli-mutations: %s, %d runs in %ds (%.0f CPU s); %d rejected by some command; %d built into a cache; "
+          "max %.2fs CPU, %.2fs wall per run; %d runs over %gs; %d failures"
+          % (what, stats["runs"], stats["seconds"], stats["cpu_total"], stats["rejected"], stats["caches_built"],
+             stats["max_cpu"], stats["max_wall"], len(stats["slow"]), SLOW_SECONDS, len(stats["failures"])))
     sys.exit(1 if stats["failures"] else 0)
 
 

@@ -16,6 +16,8 @@
 #     appended to FUZZ_BUILD/fuzz-runs.tsv, the record FUZZING.md totals come from.
 # Environment: FUZZ_TIMEOUT, FUZZ_RSS_MB, FUZZ_ARGS (extra libFuzzer flags),
 # DYLDKIT (the CLI seeds.py builds caches with; default build/dyldkit).
+# To stop a run early, send SIGINT to the fuzzer (not SIGSTOP: the per-input
+# timeout is wall time); it is logged as "interrupted", nothing found.
 # Exits 1 if any target found something.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,6 +63,8 @@ for t in "${TARGETS[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     if [ $rc -eq 0 ]; then
         result=clean
+    elif [ $rc -eq 72 ] && grep -q 'libFuzzer: run interrupted' "$log"; then
+        result=interrupted  # SIGINT (libFuzzer's -interrupted_exitcode): stopped early, nothing found
     else
         result="FOUND (exit $rc): $(ls -t "$FB/artifacts/$t" | head -1)"
         status=1
