@@ -18,6 +18,12 @@
 #include <unistd.h>
 
 #define MAX_INPUTS 100000
+/* Bounds on what the builder holds in memory and writes: a segment's vmsize
+   (a hostile dylib's zero-fill could otherwise ask for terabytes) and each
+   mapping, which is built in one buffer.  Real dylib segments are well under
+   the first; real cache mappings are a few GiB. */
+#define MAX_SEGMENT_SIZE (1ull << 30)
+#define MAX_MAPPING_SIZE (8ull << 30)
 
 void bld_warn(builder *b, const char *fmt, ...)
 {
@@ -261,6 +267,9 @@ static dk_status plan_segments(builder *b)
             s->region = region_of(&segs[k]);
             s->old_addr = segs[k].vmaddr;
             s->old_size = segs[k].vmsize;
+            if (s->old_size > MAX_SEGMENT_SIZE)
+                return dk_fail(b->err, DK_E_LIMIT, "%s: segment %s is 0x%llx bytes (the builder takes segments up to 1 GiB)",
+                               im->path, segs[k].segname, (unsigned long long)s->old_size);
             if (strcmp(segs[k].segname, "__TEXT") == 0) im->text_seg = (int)k;
             if (s->region == R_LINKEDIT) im->linkedit_seg = (int)k;
             if (s->region == R_AUTH || s->region == R_AUTH_CONST) {
@@ -383,6 +392,9 @@ static dk_status allocate_and_copy(builder *b)
     for (int r = 0; r < R_LINKEDIT; r++) {
         region *g = &b->regions[r];
         if (!g->size) continue;
+        if (g->size > MAX_MAPPING_SIZE)
+            return dk_fail(b->err, DK_E_LIMIT, "the %s mapping would be 0x%llx bytes (the builder makes mappings up to 8 GiB)",
+                           g->name, (unsigned long long)g->size);
         g->buf = calloc(1, g->size);
         if (!g->buf) return dk_fail(b->err, DK_E_NOMEM, "out of memory for the %s mapping (%llu bytes)", g->name, (unsigned long long)g->size);
     }

@@ -17,6 +17,7 @@ Builds are deterministic.
 import json
 import os
 import shutil
+import struct
 import sys
 import tempfile
 
@@ -323,6 +324,21 @@ def main():
                                  os.path.join(dktest.FIXTURES, "arm64-chained", "libminidep.dylib"),
                                  os.path.join(dktest.FIXTURES, "x86_64-chained", "libminic.dylib"))
         rep.ok(rc == 1 and (b"architecture" in err or b"slice" in err), "mixed architectures refused: %r" % err)
+        # bounded memory: a zero-fill segment of 36 TB (fuzz-cli mutant 881 of bind2.macho-x86_64
+        # had one) is refused before anything is allocated (ASan aborted on the calloc)
+        data = bytearray(open(os.path.join(dktest.FIXTURES, "x86_64-chained", "libminidep.dylib"), "rb").read())
+        off = 32
+        for _ in range(struct.unpack_from("<I", data, 16)[0]):
+            cmd, size = struct.unpack_from("<II", data, off)
+            if cmd == 0x19 and data[off + 8:off + 24].rstrip(b"\0") == b"__DATA":
+                struct.pack_into("<Q", data, off + 32, 0x20B700000000)
+            off += size
+        huge = os.path.join(tmp, "libhuge.dylib")
+        with open(huge, "wb") as f:
+            f.write(data)
+        rc, out, err = dktest.dk("cache", "build", "--allow-unresolved", "-o", os.path.join(tmp, "h"), huge)
+        rep.ok(rc == 1 and b"segment __DATA is 0x20b700000000 bytes" in err and huge.encode() in err
+               and not os.path.exists(os.path.join(tmp, "h")), "36 TB segment refused: %r" % err)
         # a dylib the builder cannot take is named in the one error line, whichever stage
         # finds the problem (the inputs, the export tries, the slide info encoding)
         for rel, why in (("macho/gimli-object-testfiles/macho/fixup-chains-armv7k.dylib", b"cannot build a cache for it"),
