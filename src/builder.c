@@ -52,14 +52,17 @@ static int region_of(const dk_segment *g)
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
-/* The image one of whose segments holds the new address ADDR (NULL: none). */
+int bld_seg_at(const bimage *im, uint64_t addr)
+{
+    for (size_t k = 0; k < im->nsegs; k++)
+        if (addr >= im->segs[k].new_addr && addr - im->segs[k].new_addr < im->segs[k].old_size) return (int)k;
+    return -1;
+}
+
 const bimage *bld_image_at(const builder *b, uint64_t addr)
 {
     for (size_t i = 0; i < b->nimgs; i++)
-        for (size_t k = 0; k < b->imgs[i].nsegs; k++) {
-            const bseg *s = &b->imgs[i].segs[k];
-            if (s->old_size && addr >= s->new_addr && addr - s->new_addr < s->old_size) return &b->imgs[i];
-        }
+        if (bld_seg_at(&b->imgs[i], addr) >= 0) return &b->imgs[i];
     return NULL;
 }
 
@@ -176,7 +179,10 @@ static dk_status load_inputs(builder *b)
             b->arch = dk_macho_arch(im->m);
             b->cputype = h->cputype;
             b->cpusubtype = h->cpusubtype & ~CPU_SUBTYPE_MASK;
-            if (h->cputype != CPU_TYPE_ARM64 && h->cputype != CPU_TYPE_ARM64_32 && h->cputype != CPU_TYPE_X86_64)
+            b->arm64 = b->cputype == CPU_TYPE_ARM64 || b->cputype == CPU_TYPE_ARM64_32;
+            b->arm64e = b->cputype == CPU_TYPE_ARM64 && b->cpusubtype == CPU_SUBTYPE_ARM64E;
+            b->x86_64 = b->cputype == CPU_TYPE_X86_64;
+            if (!b->arm64 && !b->x86_64)
                 return dk_fail(b->err, DK_E_UNSUPPORTED, "%s is %s: cannot build a cache for it (arm64, arm64e, arm64_32 and x86_64 only)",
                                im->path, b->arch);
         } else if (h->cputype != b->cputype || (h->cpusubtype & ~CPU_SUBTYPE_MASK) != b->cpusubtype) {
@@ -188,9 +194,6 @@ static dk_status load_inputs(builder *b)
                 return dk_fail(b->err, DK_E_ARG, "%s and %s have the same install name %s", b->imgs[k].path, im->path,
                                im->install_name);
     }
-    b->arm64 = b->cputype == CPU_TYPE_ARM64 || b->cputype == CPU_TYPE_ARM64_32;
-    b->arm64e = b->cputype == CPU_TYPE_ARM64 && b->cpusubtype == CPU_SUBTYPE_ARM64E;
-    b->x86_64 = b->cputype == CPU_TYPE_X86_64;
     b->is64 = b->cputype != CPU_TYPE_ARM64_32;
     b->ptr = b->is64 ? 8 : 4;
     b->page = b->x86_64 ? 0x1000 : 0x4000;

@@ -153,6 +153,9 @@ typedef struct builder {
 void bld_warn(builder *b, const char *fmt, ...) DK_PRINTF(2, 3);
 /** New address for OLD in image I (segment-relative translation); false if OLD is in no segment. */
 bool bld_xlate(const builder *b, const bimage *im, uint64_t old, uint64_t *out);
+/** Index of IM's segment holding the new address ADDR, -1 if none. */
+int bld_seg_at(const bimage *im, uint64_t addr);
+/** The image one of whose segments holds the new address ADDR (NULL: none). */
 const bimage *bld_image_at(const builder *b, uint64_t addr);
 /** Every fixup of M sorted by address (the index dk__fixups_at builds); *ST set on failure. */
 const dk_fixup *bld_fixup_index(dk_macho *m, size_t *n, dk_error *err, dk_status *st);

@@ -191,9 +191,7 @@ static dk_status kept_streams(builder *b, bimage *im, dk_buf *blobs)
             }
             bool weak = kb->kind == DK_FIXUP_WEAK_BIND;
             if (weak != (pass == 1)) continue;
-            int seg = -1;
-            for (size_t s = 0; s < im->nsegs; s++)
-                if (kb->addr >= im->segs[s].new_addr && kb->addr - im->segs[s].new_addr < im->segs[s].old_size) seg = (int)s;
+            int seg = bld_seg_at(im, kb->addr);
             if (seg < 0) continue;
             dk_bind_rec *r = &recs[n++];
             r->seg = (uint32_t)seg;

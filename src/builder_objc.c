@@ -223,9 +223,7 @@ static void collect_def(builder *b, size_t image, uint64_t loc, uint64_t target,
     proto_walk *w = ctx;
     bimage *im = &b->imgs[image];
     /* a definition of this image (its protolist entries point into its own data) */
-    bool own = false;
-    for (size_t k = 0; k < im->nsegs; k++)
-        if (target >= im->segs[k].new_addr && target - im->segs[k].new_addr < im->segs[k].old_size) own = true;
+    bool own = bld_seg_at(im, target) >= 0;
     const char *name = own ? proto_name(b, target) : NULL;
     if (!name) return;
     proto_def *d = dk_vec_push(&w->defs, sizeof *d);
