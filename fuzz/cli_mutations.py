@@ -264,8 +264,8 @@ def main():
     servers = []
 
     def commands(path, is_cache, parity, extra):
-        """Every command on PATH: (fails, slow runs, rejected by some command, CPU sum, max CPU, max wall, runs)."""
-        fails, slow, rejected = [], [], False
+        """Every command on PATH: (fails, slow runs, rejected by some command, built a cache, CPU sum, max CPU, max wall)."""
+        fails, slow, rejected, built_ok = [], [], False, False
         cpu_sum, cpu_max, wall_max = 0.0, 0.0, 0.0
         cmds = CACHE_CMDS if is_cache else MACHO_CMDS
         for k, cmd in enumerate(cmds):
@@ -281,23 +281,22 @@ def main():
                 built = glob.glob(glob.escape(extra["out"] + ".cache") + "*")
                 if rc != 0 and built:
                     probs.append("failed build left %s" % ", ".join(os.path.basename(b) for b in built))
-                if rc == 0:
-                    with lock:
-                        stats["caches_built"] += 1
+                built_ok = rc == 0
                 for b in built:
                     os.unlink(b)
             for pr in probs:
                 fails.append("%s%s: %s" % (cmd, " --json" if json_out else "", pr))
         shutil.rmtree(extra["out"], ignore_errors=True)
-        return fails, slow, rejected, cpu_sum, cpu_max, wall_max, len(cmds)
+        return fails, slow, rejected, built_ok, cpu_sum, cpu_max, wall_max
 
     def record(i, src, desc, is_cache, res):
-        fails, slow, rejected, cpu_sum, cpu_max, wall_max, nruns = res
+        fails, slow, rejected, built_ok, cpu_sum, cpu_max, wall_max = res
         with lock:
             stats["mutants"] += 1
             stats["cache_mutants"] += is_cache
-            stats["runs"] += nruns
+            stats["runs"] += len(CACHE_CMDS if is_cache else MACHO_CMDS)
             stats["rejected"] += rejected
+            stats["caches_built"] += built_ok
             stats["cpu_total"] += cpu_sum
             stats["max_cpu"] = max(stats["max_cpu"], cpu_max)
             stats["max_wall"] = max(stats["max_wall"], wall_max)
